@@ -1,1 +1,16 @@
-pub fn x() {}
+//! wangge-core: the offline-first core of the wangge grid-work app.
+//!
+//! - [`model`]: the domain in plain, validated types.
+//! - [`crdt`]: the grid's automerge documents and their shared genesis.
+//! - [`Store`]: the device's SQLite store — documents, bookkeeping and the projection
+//!   that every read uses.
+//! - [`demo`]: a deterministic generator of realistic grids.
+
+pub mod crdt;
+pub mod demo;
+mod error;
+pub mod model;
+mod store;
+
+pub use error::{Error, Result};
+pub use store::{HouseholdSummary, ImportSummary, OpenOptions, ResidentHit, SCHEMA_VERSION, Store};

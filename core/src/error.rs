@@ -1,0 +1,59 @@
+//! The core's one error type.
+//!
+//! Messages carry record ids, field names and counts, never personal data (names,
+//! ID numbers, phones, coordinates).
+
+use std::path::PathBuf;
+
+use crate::model::{InvalidField, RecordRef};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+
+    #[error(
+        "the store was written by a newer version of wangge (schema {found}, this version reads up to {supported}): update the app; the file was left untouched"
+    )]
+    IncompatibleVersion { found: u32, supported: u32 },
+
+    #[error(
+        "the store file is not a readable database: it was moved aside to {moved_to:?}; a new, empty store can be opened"
+    )]
+    Corrupt { moved_to: PathBuf },
+
+    #[error("{record} not found")]
+    NotFound { record: RecordRef },
+
+    #[error("{record} is still referred to by {n_referrers} other record(s): archive it instead, or erase those first")]
+    StillReferenced { record: RecordRef, n_referrers: usize },
+
+    #[error("grid {grid} is not on this device")]
+    UnknownGrid { grid: String },
+
+    #[error("this device does not hold the sensitive data of grid {grid}")]
+    NoSensitiveAccess { grid: String },
+
+    #[error("{record} has no field {field}")]
+    UnknownField { record: RecordRef, field: String },
+
+    #[error("document {doc}: {reason}")]
+    Document { doc: String, reason: String },
+
+    #[error("stored value of {field} of {record} cannot be read: {reason}")]
+    StoredValue { record: String, field: &'static str, reason: String },
+
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn document(doc: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
+        Error::Document { doc: doc.to_string(), reason: reason.to_string() }
+    }
+}

@@ -1,0 +1,657 @@
+//! The device's local store: one SQLite file holding the grid documents, the sync
+//! bookkeeping and the projection that every read uses.
+//!
+//! ```no_run
+//! # use wangge_core::{Store, model::*};
+//! # fn main() -> wangge_core::Result<()> {
+//! let store = Store::open("/data/wangge.db")?;
+//! let code = GridCode::parse_default("440703001001001")?;
+//! store.add_grid(&Grid::new(code.clone(), "长堤社区第1网格", GridKind::Community)?, true)?;
+//! let building = store.add_building(&code, NewBuilding {
+//!     name: Label::parse("2栋")?,
+//!     address: Address::parse("江门市蓬江区港口路18号2栋")?,
+//!     location: None, floors: Some(7), units: Some(2), usage: BuildingUse::Residential,
+//! })?;
+//! # Ok(()) }
+//! ```
+//!
+//! A capture is one SQLite transaction: the automerge change, its projection rows and
+//! the bookkeeping commit together or not at all. The store owns its connections — one
+//! writer (with the loaded documents) and one reader — and never hands them out.
+
+mod documents;
+mod projection;
+mod read;
+mod schema;
+
+pub use read::{HouseholdSummary, ResidentHit};
+pub use schema::SCHEMA_VERSION;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, AutoCommit, ChangeHash, ScalarValue};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use crate::crdt::{self, DocId, DocKind, Edit, FieldConflict, FieldKind, RecordWrite};
+use crate::model::*;
+use crate::{Error, Result};
+
+/// Settings for opening a store.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// How grid codes are segmented in this deployment.
+    pub code_format: CodeFormat,
+}
+
+/// The local store of one device.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Writer>,
+    reader: Mutex<Connection>,
+    actor: ActorId,
+    code_format: CodeFormat,
+}
+
+/// The writer connection and the documents loaded for writing.
+struct Writer {
+    conn: Connection,
+    docs: HashMap<DocId, AutoCommit>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("loaded_docs", &self.docs.len()).finish()
+    }
+}
+
+/// What a bulk import wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportSummary {
+    pub n_records: usize,
+    pub n_changes: usize,
+}
+
+impl Store {
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Self::open_with(path, OpenOptions::default())
+    }
+
+    /// Opens (or creates) the store at `path`. A store written by a newer version is left
+    /// untouched ([`Error::IncompatibleVersion`]); a file that is not a database is moved
+    /// aside and reported ([`Error::Corrupt`]), never deleted.
+    pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        schema::check_existing(&path)?;
+        let mut conn = Connection::open(&path)?;
+        let configured = schema::configure(&conn).and_then(|()| schema::migrate(&mut conn));
+        if let Err(Error::Sql(error)) = &configured
+            && error.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase)
+        {
+            drop(conn);
+            return schema::check_existing(&path).and(Err(Error::document("store", "unreadable")));
+        }
+        configured?;
+        let actor = device_actor(&conn)?;
+        let reader = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Store {
+            path,
+            writer: Mutex::new(Writer { conn, docs: HashMap::new() }),
+            reader: Mutex::new(reader),
+            actor,
+            code_format: options.code_format,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// This device's automerge actor id (hex): the author of every change it makes.
+    pub fn device_actor(&self) -> String {
+        self.actor.to_hex_string()
+    }
+
+    pub fn code_format(&self) -> CodeFormat {
+        self.code_format
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic while holding the lock leaves the documents possibly ahead of SQLite;
+        // they are reloaded, so the poison can be cleared.
+        self.writer.lock().unwrap_or_else(|poisoned| {
+            let mut writer = poisoned.into_inner();
+            writer.docs.clear();
+            writer
+        })
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Puts a grid on this device, creating its documents from their shared genesis.
+    /// `with_sensitive`: whether this device may hold the grid's sensitive data.
+    pub fn add_grid(&self, grid: &Grid, with_sensitive: bool) -> Result<()> {
+        let mut writer = self.writer();
+        let tx = writer.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (status, successors) = match &grid.status {
+            GridStatus::Active => ("active".to_owned(), Vec::new()),
+            GridStatus::Retired { on, reason, successors } => {
+                let reason = match reason {
+                    Succession::Split => "split",
+                    Succession::Merged => "merged",
+                };
+                (format!("{reason}@{}", crdt::encode_date(on)), successors.clone())
+            }
+        };
+        let join = |codes: &[GridCode]| codes.iter().map(GridCode::as_str).collect::<Vec<_>>().join(",");
+        tx.execute(
+            "INSERT INTO grids (code, name, kind, status, successors, predecessors, has_sensitive)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(code) DO UPDATE SET name = excluded.name, kind = excluded.kind, status = excluded.status,
+                successors = excluded.successors, predecessors = excluded.predecessors,
+                has_sensitive = excluded.has_sensitive",
+            params![
+                grid.code.as_str(),
+                grid.name,
+                grid.kind.code(),
+                status,
+                join(&successors),
+                join(&grid.predecessors),
+                with_sensitive
+            ],
+        )?;
+        let mut kinds = vec![DocKind::Register];
+        if with_sensitive {
+            kinds.push(DocKind::Sensitive);
+        }
+        for kind in kinds {
+            let id = DocId::new(kind, &grid.code);
+            if !documents::exists(&tx, &id)? {
+                documents::insert(&tx, &id, &mut crdt::genesis(kind, &grid.code))?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The grids on this device.
+    pub fn grids(&self) -> Result<Vec<Grid>> {
+        read::grids(&self.reader(), self.code_format)
+    }
+
+    fn grid_of(&self, record: RecordRef) -> Result<String> {
+        read::grid_of(&self.reader(), record)?.ok_or(Error::NotFound { record })
+    }
+
+    /// Runs one capture: everything `f` writes becomes automerge changes authored by this
+    /// device, projected and committed in one SQLite transaction, or nothing at all.
+    fn capture<T>(&self, grid: &str, f: impl FnOnce(&mut Capture<'_, '_>) -> Result<T>) -> Result<T> {
+        let mut writer = self.writer();
+        let Writer { conn, docs } = &mut *writer;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut capture = Capture {
+            tx: &tx,
+            docs,
+            actor: &self.actor,
+            grid: grid.to_owned(),
+            touched: BTreeSet::new(),
+            dirty: BTreeSet::new(),
+            n_changes: 0,
+        };
+        let result = f(&mut capture).and_then(|value| capture.finish().map(|()| value));
+        let dirty = std::mem::take(&mut capture.dirty);
+        let result = result.and_then(|value| tx.commit().map(|()| value).map_err(Error::from));
+        if result.is_err() {
+            // The in-memory documents may be ahead of the database: drop them, reload later.
+            for id in dirty {
+                docs.remove(&id);
+            }
+        }
+        result
+    }
+
+    pub fn add_building(&self, grid: &GridCode, building: NewBuilding) -> Result<BuildingId> {
+        let id = BuildingId::new();
+        self.capture(grid.as_str(), |capture| capture.create(RecordRef::Building(id), &crdt::new_building(&building)))?;
+        Ok(id)
+    }
+
+    pub fn update_building(&self, id: BuildingId, patch: BuildingPatch) -> Result<()> {
+        let record = RecordRef::Building(id);
+        self.capture(&self.grid_of(record)?, |capture| capture.update(record, &crdt::building_patch(&patch)))
+    }
+
+    pub fn add_household(&self, grid: &GridCode, household: NewHousehold) -> Result<HouseholdId> {
+        let id = HouseholdId::new();
+        self.capture(grid.as_str(), |capture| {
+            if let Some(building) = household.building {
+                capture.require(RecordRef::Building(building))?;
+            }
+            capture.create(RecordRef::Household(id), &crdt::new_household(&household))
+        })?;
+        Ok(id)
+    }
+
+    pub fn update_household(&self, id: HouseholdId, patch: HouseholdPatch) -> Result<()> {
+        let record = RecordRef::Household(id);
+        self.capture(&self.grid_of(record)?, |capture| {
+            if let Some(Some(building)) = patch.building {
+                capture.require(RecordRef::Building(building))?;
+            }
+            capture.update(record, &crdt::household_patch(&patch))
+        })
+    }
+
+    /// Adds a resident; gender and birth date come from the ID number when there is one.
+    pub fn add_resident(&self, grid: &GridCode, resident: NewResident) -> Result<ResidentId> {
+        let id = ResidentId::new();
+        let resident = resident.with_derived_fields()?;
+        self.capture(grid.as_str(), |capture| {
+            if let Some(household) = resident.household {
+                capture.require(RecordRef::Household(household))?;
+            }
+            capture.create(RecordRef::Resident(id), &crdt::new_resident(&resident))
+        })?;
+        Ok(id)
+    }
+
+    pub fn update_resident(&self, id: ResidentId, patch: ResidentPatch) -> Result<()> {
+        let record = RecordRef::Resident(id);
+        let write = crdt::resident_patch(&patch)?;
+        self.capture(&self.grid_of(record)?, |capture| {
+            if let Some(Some(household)) = patch.household {
+                capture.require(RecordRef::Household(household))?;
+            }
+            capture.update(record, &write)
+        })
+    }
+
+    pub fn add_organization(&self, grid: &GridCode, organization: NewOrganization) -> Result<OrganizationId> {
+        let id = OrganizationId::new();
+        self.capture(grid.as_str(), |capture| {
+            if let Some(building) = organization.building {
+                capture.require(RecordRef::Building(building))?;
+            }
+            capture.create(RecordRef::Organization(id), &crdt::new_organization(&organization))
+        })?;
+        Ok(id)
+    }
+
+    pub fn update_organization(&self, id: OrganizationId, patch: OrganizationPatch) -> Result<()> {
+        let record = RecordRef::Organization(id);
+        self.capture(&self.grid_of(record)?, |capture| capture.update(record, &crdt::organization_patch(&patch)))
+    }
+
+    pub fn add_component(&self, grid: &GridCode, component: NewComponent) -> Result<ComponentId> {
+        let id = ComponentId::new();
+        self.capture(grid.as_str(), |capture| {
+            capture.create(RecordRef::Component(id), &crdt::new_component(&component))
+        })?;
+        Ok(id)
+    }
+
+    pub fn update_component(&self, id: ComponentId, patch: ComponentPatch) -> Result<()> {
+        let record = RecordRef::Component(id);
+        self.capture(&self.grid_of(record)?, |capture| capture.update(record, &crdt::component_patch(&patch)))
+    }
+
+    /// Marks a record as moved out, deceased, demolished or closed. It stays, with its history.
+    pub fn archive(&self, archive: Archive) -> Result<()> {
+        let (record, edit) = crdt::archive(&archive);
+        self.capture(&self.grid_of(record)?, |capture| {
+            capture.update(record, &RecordWrite { register: vec![edit], sensitive: Vec::new() })
+        })
+    }
+
+    /// Erases a record entered by mistake: it disappears from every replica (its past
+    /// values remain in the document history until the history is compacted). A record
+    /// others still refer to must be archived, or those erased first.
+    pub fn erase(&self, record: RecordRef) -> Result<()> {
+        let grid = self.grid_of(record)?;
+        let n_referrers = read::count_referrers(&self.reader(), record)?;
+        if n_referrers > 0 {
+            return Err(Error::StillReferenced { record, n_referrers });
+        }
+        self.capture(&grid, |capture| capture.erase(record))
+    }
+
+    /// Imports a whole grid as many changes (one per building, per household with its
+    /// residents, per organization, per component) in one transaction, so later syncs of
+    /// single edits stay small.
+    pub fn import(&self, grid: &GridCode, records: &GridRecords) -> Result<ImportSummary> {
+        self.capture(grid.as_str(), |capture| {
+            let mut summary = ImportSummary::default();
+            for (id, building) in &records.buildings {
+                capture.create(RecordRef::Building(*id), &crdt::new_building(building))?;
+                capture.end_change()?;
+                summary.n_records += 1;
+            }
+            let mut residents_by_household: HashMap<HouseholdId, Vec<&(ResidentId, NewResident)>> = HashMap::new();
+            let mut loose_residents = Vec::new();
+            for resident in &records.residents {
+                match resident.1.household {
+                    Some(household) => residents_by_household.entry(household).or_default().push(resident),
+                    None => loose_residents.push(resident),
+                }
+            }
+            for (id, household) in &records.households {
+                capture.create(RecordRef::Household(*id), &crdt::new_household(household))?;
+                summary.n_records += 1;
+                for (resident_id, resident) in residents_by_household.remove(id).unwrap_or_default() {
+                    let resident = resident.clone().with_derived_fields()?;
+                    capture.create(RecordRef::Resident(*resident_id), &crdt::new_resident(&resident))?;
+                    summary.n_records += 1;
+                }
+                capture.end_change()?;
+            }
+            let orphans = residents_by_household.into_values().flatten();
+            for (resident_id, resident) in loose_residents.into_iter().chain(orphans) {
+                let resident = resident.clone().with_derived_fields()?;
+                capture.create(RecordRef::Resident(*resident_id), &crdt::new_resident(&resident))?;
+                capture.end_change()?;
+                summary.n_records += 1;
+            }
+            for (id, organization) in &records.organizations {
+                capture.create(RecordRef::Organization(*id), &crdt::new_organization(organization))?;
+                capture.end_change()?;
+                summary.n_records += 1;
+            }
+            for (id, component) in &records.components {
+                capture.create(RecordRef::Component(*id), &crdt::new_component(component))?;
+                capture.end_change()?;
+                summary.n_records += 1;
+            }
+            summary.n_changes = capture.n_changes;
+            Ok(summary)
+        })
+        .map(|mut summary| {
+            summary.n_changes = summary.n_changes.max(1);
+            summary
+        })
+    }
+
+    /// Fields of a record that have concurrent values, with who wrote each and when.
+    pub fn conflicts(&self, record: RecordRef) -> Result<Vec<FieldConflict>> {
+        let grid = self.grid_of(record)?;
+        let mut writer = self.writer();
+        let Writer { conn, docs } = &mut *writer;
+        let id = record.uuid().hyphenated().to_string();
+        let mut found = Vec::new();
+        for kind in [DocKind::Register, DocKind::Sensitive] {
+            let doc_id = DocId { kind, grid: grid.clone() };
+            if let Some(doc) = loaded(conn, docs, &doc_id, &self.actor)? {
+                found.extend(crdt::conflicts(doc, kind, record.kind(), &id));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Resolves a conflict by writing `value` (one of the conflicting values, or a new
+    /// one in the same stored form) as this device; the write supersedes all of them.
+    pub fn resolve_conflict(&self, record: RecordRef, field: &str, value: ScalarValue) -> Result<()> {
+        let spec = crdt::field_spec(record.kind(), field)
+            .filter(|spec| spec.kind != FieldKind::Tags)
+            .ok_or_else(|| Error::UnknownField { record, field: field.to_owned() })?;
+        let edit = Edit::Put(spec.key, value);
+        let write = match spec.doc {
+            DocKind::Register => RecordWrite { register: vec![edit], sensitive: Vec::new() },
+            DocKind::Sensitive => RecordWrite { register: Vec::new(), sensitive: vec![edit] },
+        };
+        self.capture(&self.grid_of(record)?, |capture| capture.update(record, &write))
+    }
+
+    /// The current heads of a document on this device.
+    pub fn heads(&self, doc: &DocId) -> Result<Vec<ChangeHash>> {
+        let heads: Option<Vec<u8>> = self
+            .reader()
+            .query_row("SELECT heads FROM documents WHERE doc_id = ?1", [doc.to_string()], |row| row.get(0))
+            .optional()?;
+        documents::decode_heads(&heads.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?)
+    }
+
+    /// The encoded changes of a document that a peer with `heads` lacks.
+    pub fn changes_since(&self, doc: &DocId, heads: &[ChangeHash]) -> Result<Vec<Vec<u8>>> {
+        let mut writer = self.writer();
+        let Writer { conn, docs } = &mut *writer;
+        let loaded =
+            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
+        Ok(loaded.get_changes(heads).into_iter().map(|change| change.raw_bytes().to_vec()).collect())
+    }
+
+    /// Applies changes received from a peer and re-projects every record they touch, in
+    /// one transaction. Re-applying known changes is harmless.
+    pub fn apply_changes(&self, doc: &DocId, changes: &[Vec<u8>]) -> Result<usize> {
+        let mut decoded = Vec::with_capacity(changes.len());
+        for bytes in changes {
+            decoded.push(automerge::Change::from_bytes(bytes.clone()).map_err(|error| Error::document(doc, error))?);
+        }
+        self.capture(&doc.grid, |capture| capture.apply(doc, decoded))
+    }
+
+    /// Rebuilds the whole projection from the documents.
+    pub fn rebuild_projection(&self) -> Result<()> {
+        let mut writer = self.writer();
+        let Writer { conn, docs } = &mut *writer;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let grids: Vec<String> = tx
+            .prepare("SELECT DISTINCT grid_code FROM documents ORDER BY grid_code")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for grid in grids {
+            let register_id = DocId { kind: DocKind::Register, grid: grid.clone() };
+            let sensitive_id = DocId { kind: DocKind::Sensitive, grid: grid.clone() };
+            for id in [&register_id, &sensitive_id] {
+                loaded(&tx, docs, id, &self.actor)?;
+            }
+            let Some(register) = docs.get(&register_id) else { continue };
+            projection::rebuild_grid(&tx, &grid, register, docs.get(&sensitive_id))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Local changes not yet acknowledged by the sync server, over all documents.
+    pub fn pending_changes(&self) -> Result<u64> {
+        let n: i64 =
+            self.reader().query_row("SELECT coalesce(sum(n_unacked), 0) FROM documents", [], |row| row.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The full saved form of a document (what a first sync would send).
+    pub fn document_bytes(&self, doc: &DocId) -> Result<Vec<u8>> {
+        let mut writer = self.writer();
+        let Writer { conn, docs } = &mut *writer;
+        let loaded =
+            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
+        Ok(loaded.save())
+    }
+
+    /// The ids of the documents on this device.
+    pub fn documents(&self) -> Result<Vec<DocId>> {
+        documents::grid_doc_ids(&self.reader())
+    }
+
+    /// Runs a read on the reader connection (benchmarks and tests compare against plain SQL).
+    #[doc(hidden)]
+    pub fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        Ok(f(&self.reader())?)
+    }
+}
+
+/// The device's actor id, created on first open.
+fn device_actor(conn: &Connection) -> Result<ActorId> {
+    let stored: Option<Vec<u8>> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'device_actor'", [], |row| row.get(0)).optional()?;
+    if let Some(bytes) = stored {
+        return Ok(ActorId::from(bytes));
+    }
+    let actor = ActorId::random();
+    conn.execute("INSERT INTO meta (key, value) VALUES ('device_actor', ?1)", [actor.to_bytes()])?;
+    Ok(actor)
+}
+
+/// The document, loaded into the cache if needed; `None` if the device does not hold it.
+fn loaded<'d>(
+    conn: &Connection,
+    docs: &'d mut HashMap<DocId, AutoCommit>,
+    id: &DocId,
+    actor: &ActorId,
+) -> Result<Option<&'d mut AutoCommit>> {
+    if !docs.contains_key(id) {
+        match documents::load(conn, id, actor)? {
+            Some(doc) => {
+                docs.insert(id.clone(), doc);
+            }
+            None => return Ok(None),
+        }
+    }
+    Ok(docs.get_mut(id))
+}
+
+/// One capture in progress: open automerge transactions on the grid's documents, and the
+/// records to re-project when it ends.
+struct Capture<'c, 'tx> {
+    tx: &'c Transaction<'tx>,
+    docs: &'c mut HashMap<DocId, AutoCommit>,
+    actor: &'c ActorId,
+    grid: String,
+    touched: BTreeSet<(RecordKind, String)>,
+    dirty: BTreeSet<DocId>,
+    n_changes: usize,
+}
+
+impl Capture<'_, '_> {
+    fn doc_id(&self, kind: DocKind) -> DocId {
+        DocId { kind, grid: self.grid.clone() }
+    }
+
+    fn doc(&mut self, kind: DocKind) -> Result<Option<&mut AutoCommit>> {
+        let id = self.doc_id(kind);
+        loaded(self.tx, self.docs, &id, self.actor)
+    }
+
+    fn require(&mut self, record: RecordRef) -> Result<()> {
+        let id = record.uuid().hyphenated().to_string();
+        let grid = self.grid.clone();
+        let doc = self.doc(DocKind::Register)?.ok_or(Error::UnknownGrid { grid })?;
+        if crdt::record_exists(doc, record.kind(), &id) { Ok(()) } else { Err(Error::NotFound { record }) }
+    }
+
+    fn create(&mut self, record: RecordRef, write: &RecordWrite) -> Result<()> {
+        self.write(record, write, true)
+    }
+
+    fn update(&mut self, record: RecordRef, write: &RecordWrite) -> Result<()> {
+        self.write(record, write, false)
+    }
+
+    fn write(&mut self, record: RecordRef, write: &RecordWrite, create: bool) -> Result<()> {
+        let id = record.uuid().hyphenated().to_string();
+        let kind = record.kind();
+        let grid = self.grid.clone();
+        let register = self.doc(DocKind::Register)?.ok_or(Error::UnknownGrid { grid: grid.clone() })?;
+        if !create && !crdt::record_exists(register, kind, &id) {
+            return Err(Error::NotFound { record });
+        }
+        if !write.register.is_empty() || create {
+            crdt::apply_edits(register, DocKind::Register, kind, &id, create, &write.register)?;
+            self.dirty.insert(self.doc_id(DocKind::Register));
+        }
+        // Deleting an absent value is no information: a device without the sensitive
+        // document may still create residents, as long as it writes nothing sensitive.
+        let writes_sensitive = write.sensitive.iter().any(|edit| !matches!(edit, Edit::Delete(_)));
+        match self.doc(DocKind::Sensitive)? {
+            Some(sensitive) if create || !write.sensitive.is_empty() => {
+                let exists = crdt::record_exists(sensitive, kind, &id);
+                crdt::apply_edits(sensitive, DocKind::Sensitive, kind, &id, !exists, &write.sensitive)?;
+                self.dirty.insert(self.doc_id(DocKind::Sensitive));
+            }
+            Some(_) => {}
+            None if writes_sensitive => return Err(Error::NoSensitiveAccess { grid }),
+            None => {}
+        }
+        self.touched.insert((kind, id));
+        Ok(())
+    }
+
+    fn erase(&mut self, record: RecordRef) -> Result<()> {
+        let id = record.uuid().hyphenated().to_string();
+        let grid = self.grid.clone();
+        let register = self.doc(DocKind::Register)?.ok_or(Error::UnknownGrid { grid })?;
+        if !crdt::delete_record(register, record.kind(), &id)? {
+            return Err(Error::NotFound { record });
+        }
+        self.dirty.insert(self.doc_id(DocKind::Register));
+        if let Some(sensitive) = self.doc(DocKind::Sensitive)?
+            && crdt::delete_record(sensitive, record.kind(), &id)?
+        {
+            self.dirty.insert(self.doc_id(DocKind::Sensitive));
+        }
+        self.touched.insert((record.kind(), id));
+        Ok(())
+    }
+
+    /// Applies a peer's changes to one document and marks the records they touch.
+    fn apply(&mut self, doc_id: &DocId, changes: Vec<automerge::Change>) -> Result<usize> {
+        let doc = loaded(self.tx, self.docs, doc_id, self.actor)?
+            .ok_or_else(|| Error::UnknownGrid { grid: doc_id.grid.clone() })?;
+        let before = doc.get_heads();
+        let mut chunk = Vec::new();
+        for change in &changes {
+            chunk.extend_from_slice(change.raw_bytes());
+        }
+        doc.apply_changes(changes).map_err(|error| Error::document(doc_id, error))?;
+        let after = doc.get_heads();
+        if before == after {
+            return Ok(0);
+        }
+        self.dirty.insert(doc_id.clone());
+        let touched = crdt::touched_records(doc, &before, &after);
+        documents::append(self.tx, doc_id, doc, &chunk, 0)?;
+        let n_touched = touched.len();
+        self.touched.extend(touched);
+        Ok(n_touched)
+    }
+
+    /// Closes the open automerge transaction of every document written since the last
+    /// call into one change each, and stores those changes.
+    fn end_change(&mut self) -> Result<()> {
+        let time_ms = chrono::Utc::now().timestamp_millis();
+        for kind in [DocKind::Register, DocKind::Sensitive] {
+            let id = self.doc_id(kind);
+            let Some(doc) = self.docs.get_mut(&id) else { continue };
+            if doc.pending_ops() == 0 {
+                continue;
+            }
+            doc.commit_with(CommitOptions::default().with_time(time_ms));
+            let change = doc.get_last_local_change().ok_or_else(|| Error::document(&id, "commit made no change"))?;
+            documents::append(self.tx, &id, doc, change.raw_bytes(), 1)?;
+            self.n_changes += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.end_change()?;
+        let register_id = self.doc_id(DocKind::Register);
+        let sensitive_id = self.doc_id(DocKind::Sensitive);
+        // Projecting a resident reads both documents, whichever one changed.
+        self.doc(DocKind::Register)?;
+        self.doc(DocKind::Sensitive)?;
+        let Some(register) = self.docs.get(&register_id) else { return Ok(()) };
+        let sensitive = self.docs.get(&sensitive_id);
+        for (kind, id) in std::mem::take(&mut self.touched) {
+            projection::project_record(self.tx, &self.grid, register, sensitive, kind, &id)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+-- The current schema (version 2), for a fresh store. An older store reaches the same
+-- schema through upgrade_from_N.sql; a test checks that both are equal.
+
+CREATE TABLE meta (
+    -- Device identity (the automerge actor) and store settings.
+    key TEXT PRIMARY KEY,
+    value ANY
+) STRICT;
+
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY,                -- 'register/440703001001001'
+    kind TEXT NOT NULL,                     -- 'register' | 'sensitive'
+    grid_code TEXT NOT NULL,
+    snapshot BLOB NOT NULL,                 -- automerge save() of the document
+    heads BLOB NOT NULL,                    -- current heads, 32 bytes each
+    acked_heads BLOB NOT NULL DEFAULT x'',  -- heads the sync server has acknowledged
+    n_unacked INTEGER NOT NULL DEFAULT 0,   -- local changes the server has not acknowledged
+    n_chunks INTEGER NOT NULL DEFAULT 0     -- rows in document_chunks not yet folded into snapshot
+) STRICT;
+CREATE INDEX documents_grid ON documents(grid_code);
+
+CREATE TABLE document_chunks (
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    bytes BLOB NOT NULL,                    -- automerge changes, as load_incremental reads them
+    PRIMARY KEY (doc_id, seq)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE grids (
+    code TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,                   -- 'active' | 'split@YYYY-MM-DD' | 'merged@YYYY-MM-DD'
+    successors TEXT NOT NULL DEFAULT '',    -- grid codes, comma-separated
+    predecessors TEXT NOT NULL DEFAULT '',
+    has_sensitive INTEGER NOT NULL          -- whether this device holds the grid's sensitive document
+) STRICT;
+
+-- The projection: one row per record, rebuilt from the documents in the same
+-- transaction as every change. Columns are named as the document fields. References
+-- between records carry no FOREIGN KEY: a merge may briefly deliver a household before
+-- its building, or keep one whose building another device erased.
+
+CREATE TABLE buildings (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    grid_code TEXT NOT NULL,
+    name TEXT,
+    address TEXT,
+    location TEXT,                          -- 'lat,lng' WGS-84
+    floors INTEGER,
+    units INTEGER,
+    usage TEXT,
+    status TEXT
+) STRICT;
+CREATE INDEX buildings_grid ON buildings(grid_code);
+
+CREATE TABLE households (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    grid_code TEXT NOT NULL,
+    building TEXT,                          -- buildings.id
+    room TEXT,
+    address TEXT,
+    residence_type TEXT,
+    status TEXT
+) STRICT;
+CREATE INDEX households_grid ON households(grid_code);
+CREATE INDEX households_building ON households(building);
+
+CREATE TABLE residents (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    grid_code TEXT NOT NULL,
+    household TEXT,                         -- households.id
+    name TEXT,
+    gender TEXT,
+    relation TEXT,
+    residence_type TEXT,
+    status TEXT
+) STRICT;
+CREATE INDEX residents_grid ON residents(grid_code);
+CREATE INDEX residents_household ON residents(household);
+
+CREATE TABLE resident_details (
+    -- Fields from the grid's sensitive document; absent on devices without it.
+    resident_id TEXT PRIMARY KEY,           -- residents.id
+    grid_code TEXT NOT NULL,
+    id_number TEXT,
+    phone TEXT,
+    birth_date TEXT,
+    phone_tail TEXT,                        -- last 4 digits of the phone
+    id_tail TEXT                            -- last 4 characters of the ID number
+) STRICT;
+CREATE INDEX resident_details_grid ON resident_details(grid_code);
+CREATE INDEX resident_details_phone_tail ON resident_details(phone_tail);
+CREATE INDEX resident_details_id_tail ON resident_details(id_tail);
+
+CREATE TABLE resident_tags (
+    resident_id TEXT NOT NULL,              -- residents.id
+    tag TEXT NOT NULL,
+    PRIMARY KEY (resident_id, tag)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX resident_tags_tag ON resident_tags(tag);
+
+CREATE TABLE organizations (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    grid_code TEXT NOT NULL,
+    name TEXT,
+    uscc TEXT,
+    kind TEXT,
+    address TEXT,
+    location TEXT,
+    building TEXT,                          -- buildings.id
+    contact_name TEXT,
+    contact_phone TEXT,
+    status TEXT
+) STRICT;
+CREATE INDEX organizations_grid ON organizations(grid_code);
+CREATE INDEX organizations_building ON organizations(building);
+
+CREATE TABLE components (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    grid_code TEXT NOT NULL,
+    subclass TEXT,
+    name TEXT,
+    location TEXT,
+    state TEXT
+) STRICT;
+CREATE INDEX components_grid ON components(grid_code);
+
+-- Tokens are the overlapping character pairs of a name ('陈秀英' → '陈秀 秀英'), so that
+-- a two-character fragment is one token and a longer one a phrase. FTS5's trigram
+-- tokenizer cannot find two-character fragments, which is how Chinese names are searched.
+CREATE VIRTUAL TABLE resident_name_search USING fts5(
+    grams, content='', contentless_delete=1, tokenize='unicode61'
+);  -- rowid = residents.rowid
+CREATE VIRTUAL TABLE building_place_search USING fts5(
+    grams, content='', contentless_delete=1, tokenize='unicode61'
+);  -- rowid = buildings.rowid: address and name
+CREATE VIRTUAL TABLE household_place_search USING fts5(
+    grams, content='', contentless_delete=1, tokenize='unicode61'
+);  -- rowid = households.rowid: own address and room

@@ -1,0 +1,149 @@
+//! Two devices, concurrent edits: values are kept, listed with their authors, resolved
+//! by writing one. Nothing is decided by device clocks.
+
+use wangge_core::crdt::ScalarValue;
+use wangge_core::model::*;
+
+use super::*;
+
+/// Device A creates a family; device B receives it.
+fn two_devices() -> (Device, Device, ResidentId) {
+    let a = device();
+    let b = device();
+    let (_, _, resident) = family(&a.store);
+    exchange(&a.store, &b.store);
+    (a, b, resident)
+}
+
+#[test]
+fn records_from_both_devices_survive_a_merge() {
+    let a = device();
+    let b = device();
+    let from_a = a.store.add_building(&grid_code(), new_building("1栋")).unwrap();
+    let from_b = b.store.add_building(&grid_code(), new_building("2栋")).unwrap();
+    exchange(&a.store, &b.store);
+    for store in [&a.store, &b.store] {
+        let ids: Vec<BuildingId> = store.list_buildings(&grid_code()).unwrap().into_iter().map(|b| b.id).collect();
+        assert!(ids.contains(&from_a) && ids.contains(&from_b), "{ids:?}");
+    }
+    assert_eq!(projection_dump(&a.store), projection_dump(&b.store));
+}
+
+#[test]
+fn concurrent_edits_of_one_field_are_both_kept_with_their_authors() {
+    let (a, b, resident) = two_devices();
+    let phone = |s: &str| ResidentPatch { phone: Some(Some(Phone::parse(s).unwrap())), ..Default::default() };
+    a.store.update_resident(resident, phone("13900000001")).unwrap();
+    b.store.update_resident(resident, phone("13900000002")).unwrap();
+    exchange(&a.store, &b.store);
+
+    for store in [&a.store, &b.store] {
+        let conflicts = store.conflicts(RecordRef::Resident(resident)).unwrap();
+        assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+        assert_eq!(conflicts[0].field, "phone");
+        let mut values: Vec<(String, String)> =
+            conflicts[0].values.iter().map(|value| (value.value.to_string(), value.author.clone())).collect();
+        values.sort();
+        assert_eq!(
+            values,
+            vec![
+                ("\"13900000001\"".to_owned(), a.store.device_actor()),
+                ("\"13900000002\"".to_owned(), b.store.device_actor())
+            ]
+        );
+        assert!(conflicts[0].values.iter().all(|value| value.time_ms > 0));
+    }
+    // Both replicas show the same winner.
+    assert_eq!(projection_dump(&a.store), projection_dump(&b.store));
+}
+
+#[test]
+fn concurrent_edits_of_different_fields_merge_without_conflict() {
+    let (a, b, resident) = two_devices();
+    a.store.update_resident(resident, ResidentPatch { relation: Some(Relation::Other), ..Default::default() }).unwrap();
+    b.store
+        .update_resident(
+            resident,
+            ResidentPatch { name: Some(PersonName::parse("陈秀兰").unwrap()), ..Default::default() },
+        )
+        .unwrap();
+    exchange(&a.store, &b.store);
+    for store in [&a.store, &b.store] {
+        let merged = store.resident(resident).unwrap();
+        assert_eq!(merged.relation, Relation::Other);
+        assert_eq!(merged.name.as_str(), "陈秀兰");
+        assert!(store.conflicts(RecordRef::Resident(resident)).unwrap().is_empty());
+    }
+}
+
+#[test]
+fn concurrent_tag_additions_merge() {
+    let (a, b, resident) = two_devices();
+    let add = |tag| ResidentPatch { add_tags: [tag].into(), ..Default::default() };
+    a.store.update_resident(resident, add(PersonTag::ElderlyAlone)).unwrap();
+    b.store.update_resident(resident, add(PersonTag::LowIncome)).unwrap();
+    exchange(&a.store, &b.store);
+    let tags = a.store.resident(resident).unwrap().sensitive.unwrap().tags;
+    assert_eq!(tags, [PersonTag::ElderlyAlone, PersonTag::Disabled, PersonTag::LowIncome].into());
+    assert_eq!(projection_dump(&a.store), projection_dump(&b.store));
+}
+
+#[test]
+fn writing_a_value_resolves_the_conflict_on_every_replica() {
+    let (a, b, resident) = two_devices();
+    let name = |s: &str| ResidentPatch { name: Some(PersonName::parse(s).unwrap()), ..Default::default() };
+    a.store.update_resident(resident, name("陈秀英")).unwrap();
+    b.store.update_resident(resident, name("陈秀瑛")).unwrap();
+    exchange(&a.store, &b.store);
+    let record = RecordRef::Resident(resident);
+    assert_eq!(a.store.conflicts(record).unwrap().len(), 1);
+
+    a.store.resolve_conflict(record, "name", ScalarValue::Str("陈秀瑛".into())).unwrap();
+    assert!(a.store.conflicts(record).unwrap().is_empty());
+    exchange(&a.store, &b.store);
+    for store in [&a.store, &b.store] {
+        assert!(store.conflicts(record).unwrap().is_empty());
+        assert_eq!(store.resident(resident).unwrap().name.as_str(), "陈秀瑛");
+    }
+}
+
+#[test]
+fn resolving_an_unknown_field_is_refused() {
+    let (a, _b, resident) = two_devices();
+    let error = a.store.resolve_conflict(RecordRef::Resident(resident), "salary", ScalarValue::Int(1)).unwrap_err();
+    assert!(matches!(&error, wangge_core::Error::UnknownField { field, .. } if field == "salary"), "{error}");
+}
+
+#[test]
+fn erase_concurrent_with_an_edit_erases() {
+    let (a, b, resident) = two_devices();
+    a.store.erase(RecordRef::Resident(resident)).unwrap();
+    b.store.update_resident(resident, ResidentPatch { relation: Some(Relation::Other), ..Default::default() }).unwrap();
+    exchange(&a.store, &b.store);
+    for store in [&a.store, &b.store] {
+        assert!(matches!(store.resident(resident), Err(wangge_core::Error::NotFound { .. })));
+    }
+    assert_eq!(projection_dump(&a.store), projection_dump(&b.store));
+}
+
+#[test]
+fn reapplying_changes_is_harmless() {
+    let (a, b, _) = two_devices();
+    let [register, _] = doc_ids();
+    let all = a.store.changes_since(&register, &[]).unwrap();
+    let before = projection_dump(&b.store);
+    assert_eq!(b.store.apply_changes(&register, &all).unwrap(), 0);
+    assert_eq!(projection_dump(&b.store), before);
+}
+
+#[test]
+fn a_malformed_change_is_refused_and_nothing_changes() {
+    let (a, _b, _) = two_devices();
+    let [register, _] = doc_ids();
+    let before = projection_dump(&a.store);
+    let heads = a.store.heads(&register).unwrap();
+    let error = a.store.apply_changes(&register, &[b"not an automerge change".to_vec()]).unwrap_err();
+    assert!(matches!(error, wangge_core::Error::Document { .. }), "{error}");
+    assert_eq!(a.store.heads(&register).unwrap(), heads);
+    assert_eq!(projection_dump(&a.store), before);
+}
