@@ -569,6 +569,10 @@ impl Capture<'_, '_> {
         // Deleting an absent value is no information: a device without the sensitive
         // document may still create residents, as long as it writes nothing sensitive.
         let writes_sensitive = write.sensitive.iter().any(|edit| !matches!(edit, Edit::Delete(_)));
+        if !DocKind::Sensitive.record_kinds().contains(&kind) {
+            self.touched.insert((kind, id));
+            return Ok(());
+        }
         match self.doc(DocKind::Sensitive)? {
             Some(sensitive) if create || !write.sensitive.is_empty() => {
                 let exists = crdt::record_exists(sensitive, kind, &id);
@@ -591,7 +595,8 @@ impl Capture<'_, '_> {
             return Err(Error::NotFound { record });
         }
         self.dirty.insert(self.doc_id(DocKind::Register));
-        if let Some(sensitive) = self.doc(DocKind::Sensitive)?
+        if DocKind::Sensitive.record_kinds().contains(&record.kind())
+            && let Some(sensitive) = self.doc(DocKind::Sensitive)?
             && crdt::delete_record(sensitive, record.kind(), &id)?
         {
             self.dirty.insert(self.doc_id(DocKind::Sensitive));

@@ -92,7 +92,7 @@ fn concurrent_tag_additions_merge() {
 fn writing_a_value_resolves_the_conflict_on_every_replica() {
     let (a, b, resident) = two_devices();
     let name = |s: &str| ResidentPatch { name: Some(PersonName::parse(s).unwrap()), ..Default::default() };
-    a.store.update_resident(resident, name("陈秀英")).unwrap();
+    a.store.update_resident(resident, name("陈秀芳")).unwrap();
     b.store.update_resident(resident, name("陈秀瑛")).unwrap();
     exchange(&a.store, &b.store);
     let record = RecordRef::Resident(resident);

@@ -26,6 +26,7 @@ pub fn grid() -> Grid {
 }
 
 /// A fresh store in its own temporary directory, holding the test grid.
+#[derive(Debug)]
 pub struct Device {
     pub store: Store,
     pub dir: tempfile::TempDir,
