@@ -1,5 +1,9 @@
-//! Automerge documents in SQLite: a saved snapshot plus incremental chunks, and the
-//! heads and acknowledgement bookkeeping beside them.
+//! Automerge documents in SQLite: a saved snapshot plus incremental chunks, with the
+//! acknowledgement bookkeeping beside them.
+//!
+//! A capture appends one chunk row and writes nothing else here: the chunk carries its
+//! own count of unacknowledged local changes, and the heads are read from the document.
+//! Every [`MAX_CHUNKS`] chunks are folded into the snapshot.
 
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -7,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::crdt::{self, DocId};
 use crate::{Error, Result};
 
-/// Chunks beyond this many are folded into the snapshot (amortised: one save per that many captures).
-pub(crate) const MAX_CHUNKS: i64 = 256;
+/// Chunks beyond this many are folded into the snapshot (one save per that many captures).
+pub(crate) const MAX_CHUNKS: i64 = 1024;
 
 pub(crate) fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
     let mut sorted = heads.to_vec();
@@ -16,23 +20,17 @@ pub(crate) fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
     sorted.iter().flat_map(|hash| hash.0).collect()
 }
 
-pub(crate) fn decode_heads(bytes: &[u8]) -> Result<Vec<ChangeHash>> {
-    bytes
-        .chunks(32)
-        .map(|chunk| {
-            ChangeHash::try_from(chunk)
-                .map_err(|_| Error::document("bookkeeping", "stored heads are not 32-byte hashes"))
-        })
-        .collect()
-}
-
-/// Stores a new document (its genesis, which every replica and the server share, so it
-/// counts as acknowledged).
+/// Stores a new document from its genesis, which every replica and the server share, so
+/// it counts as acknowledged.
 pub(crate) fn insert(tx: &Transaction<'_>, id: &DocId, doc: &mut AutoCommit) -> Result<()> {
     let heads = encode_heads(&doc.get_heads());
     tx.execute(
-        "INSERT INTO documents (doc_id, kind, grid_code, snapshot, heads, acked_heads) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![id.to_string(), id.kind.code(), id.grid, doc.save(), heads],
+        "INSERT INTO documents (doc_id, kind, grid_code, acked_heads) VALUES (?1, ?2, ?3, ?4)",
+        params![id.to_string(), id.kind.code(), id.grid, heads],
+    )?;
+    tx.execute(
+        "INSERT INTO document_snapshots (doc_id, snapshot) VALUES (?1, ?2)",
+        params![id.to_string(), doc.save()],
     )?;
     Ok(())
 }
@@ -49,7 +47,7 @@ pub(crate) fn exists(conn: &Connection, id: &DocId) -> Result<bool> {
 pub(crate) fn load(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Option<AutoCommit>> {
     let key = id.to_string();
     let snapshot: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT snapshot FROM documents WHERE doc_id = ?1")?
+        .prepare_cached("SELECT snapshot FROM document_snapshots WHERE doc_id = ?1")?
         .query_row([&key], |row| row.get(0))
         .optional()?;
     let Some(snapshot) = snapshot else { return Ok(None) };
@@ -64,32 +62,51 @@ pub(crate) fn load(conn: &Connection, id: &DocId, actor: &ActorId) -> Result<Opt
     Ok(Some(doc.with_actor(actor.clone())))
 }
 
-/// Records new changes of a document: appends them as a chunk, moves its heads and, for
-/// local changes, counts them as awaiting acknowledgement. Folds chunks into the snapshot
-/// when there are many.
+/// How many chunks a document has.
+pub(crate) fn n_chunks(conn: &Connection, id: &DocId) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM document_chunks WHERE doc_id = ?1")?
+        .query_row([id.to_string()], |row| row.get(0))?)
+}
+
+/// Records new changes of a document as a chunk after its `n_chunks` others; `n_unacked`
+/// of them are local changes awaiting the server's acknowledgement. Folds the chunks into
+/// the snapshot when there are many. Returns the new number of chunks.
 pub(crate) fn append(
     tx: &Transaction<'_>,
     id: &DocId,
     doc: &mut AutoCommit,
     chunk: &[u8],
-    n_local_changes: i64,
-) -> Result<()> {
+    n_unacked: i64,
+    n_chunks: i64,
+) -> Result<i64> {
     let key = id.to_string();
-    let n_chunks: i64 = tx
-        .prepare_cached(
-            "UPDATE documents SET heads = ?2, n_unacked = n_unacked + ?3, n_chunks = n_chunks + 1
-             WHERE doc_id = ?1 RETURNING n_chunks",
-        )?
-        .query_row(params![key, encode_heads(&doc.get_heads()), n_local_changes], |row| row.get(0))?;
-    if n_chunks > MAX_CHUNKS {
-        tx.prepare_cached("DELETE FROM document_chunks WHERE doc_id = ?1")?.execute([&key])?;
-        tx.prepare_cached("UPDATE documents SET snapshot = ?2, n_chunks = 0 WHERE doc_id = ?1")?
-            .execute(params![key, doc.save()])?;
-    } else {
-        tx.prepare_cached("INSERT INTO document_chunks (doc_id, seq, bytes) VALUES (?1, ?2, ?3)")?
-            .execute(params![key, n_chunks, chunk])?;
+    if n_chunks < MAX_CHUNKS {
+        tx.prepare_cached("INSERT INTO document_chunks (doc_id, bytes, n_unacked) VALUES (?1, ?2, ?3)")?
+            .execute(params![key, chunk, n_unacked])?;
+        return Ok(n_chunks + 1);
     }
-    Ok(())
+    tx.prepare_cached(
+        "UPDATE documents SET n_unacked_folded = n_unacked_folded + ?2
+            + (SELECT coalesce(sum(n_unacked), 0) FROM document_chunks WHERE doc_id = ?1)
+         WHERE doc_id = ?1",
+    )?
+    .execute(params![key, n_unacked])?;
+    tx.prepare_cached("DELETE FROM document_chunks WHERE doc_id = ?1")?.execute([&key])?;
+    tx.prepare_cached("UPDATE document_snapshots SET snapshot = ?2 WHERE doc_id = ?1")?
+        .execute(params![key, doc.save()])?;
+    Ok(0)
+}
+
+/// Local changes not yet acknowledged by the server, over all documents.
+pub(crate) fn n_unacked(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.query_row(
+        "SELECT (SELECT coalesce(sum(n_unacked_folded), 0) FROM documents)
+              + (SELECT coalesce(sum(n_unacked), 0) FROM document_chunks)",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 pub(crate) fn grid_doc_ids(conn: &Connection) -> Result<Vec<DocId>> {

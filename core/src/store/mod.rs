@@ -24,10 +24,12 @@ mod projection;
 mod read;
 mod schema;
 
+use projection::Changed;
+
 pub use read::{HouseholdSummary, ResidentHit};
 pub use schema::SCHEMA_VERSION;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -60,6 +62,8 @@ pub struct Store {
 struct Writer {
     conn: Connection,
     docs: HashMap<DocId, AutoCommit>,
+    /// The number of chunks of each loaded document, kept beside it.
+    n_chunks: HashMap<DocId, i64>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -101,9 +105,10 @@ impl Store {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        reader.set_prepared_statement_cache_capacity(schema::STATEMENT_CACHE_CAPACITY);
         Ok(Store {
             path,
-            writer: Mutex::new(Writer { conn, docs: HashMap::new() }),
+            writer: Mutex::new(Writer { conn, docs: HashMap::new(), n_chunks: HashMap::new() }),
             reader: Mutex::new(reader),
             actor,
             code_format: options.code_format,
@@ -129,6 +134,7 @@ impl Store {
         self.writer.lock().unwrap_or_else(|poisoned| {
             let mut writer = poisoned.into_inner();
             writer.docs.clear();
+            writer.n_chunks.clear();
             writer
         })
     }
@@ -194,16 +200,21 @@ impl Store {
 
     /// Runs one capture: everything `f` writes becomes automerge changes authored by this
     /// device, projected and committed in one SQLite transaction, or nothing at all.
-    fn capture<T>(&self, grid: &str, f: impl FnOnce(&mut Capture<'_, '_>) -> Result<T>) -> Result<T> {
+    fn capture<T>(&self, target: Target<'_>, f: impl FnOnce(&mut Capture<'_, '_>) -> Result<T>) -> Result<T> {
         let mut writer = self.writer();
-        let Writer { conn, docs } = &mut *writer;
+        let Writer { conn, docs, n_chunks } = &mut *writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let grid = match target {
+            Target::Grid(grid) => grid.to_owned(),
+            Target::GridOf(record) => read::grid_of(&tx, record)?.ok_or(Error::NotFound { record })?,
+        };
         let mut capture = Capture {
             tx: &tx,
             docs,
+            n_chunks,
             actor: &self.actor,
-            grid: grid.to_owned(),
-            touched: BTreeSet::new(),
+            grid,
+            touched: BTreeMap::new(),
             dirty: BTreeSet::new(),
             n_changes: 0,
         };
@@ -214,6 +225,7 @@ impl Store {
             // The in-memory documents may be ahead of the database: drop them, reload later.
             for id in dirty {
                 docs.remove(&id);
+                n_chunks.remove(&id);
             }
         }
         result
@@ -221,18 +233,20 @@ impl Store {
 
     pub fn add_building(&self, grid: &GridCode, building: NewBuilding) -> Result<BuildingId> {
         let id = BuildingId::new();
-        self.capture(grid.as_str(), |capture| capture.create(RecordRef::Building(id), &crdt::new_building(&building)))?;
+        self.capture(Target::Grid(grid.as_str()), |capture| {
+            capture.create(RecordRef::Building(id), &crdt::new_building(&building))
+        })?;
         Ok(id)
     }
 
     pub fn update_building(&self, id: BuildingId, patch: BuildingPatch) -> Result<()> {
         let record = RecordRef::Building(id);
-        self.capture(&self.grid_of(record)?, |capture| capture.update(record, &crdt::building_patch(&patch)))
+        self.capture(Target::GridOf(record), |capture| capture.update(record, &crdt::building_patch(&patch)))
     }
 
     pub fn add_household(&self, grid: &GridCode, household: NewHousehold) -> Result<HouseholdId> {
         let id = HouseholdId::new();
-        self.capture(grid.as_str(), |capture| {
+        self.capture(Target::Grid(grid.as_str()), |capture| {
             if let Some(building) = household.building {
                 capture.require(RecordRef::Building(building))?;
             }
@@ -243,7 +257,7 @@ impl Store {
 
     pub fn update_household(&self, id: HouseholdId, patch: HouseholdPatch) -> Result<()> {
         let record = RecordRef::Household(id);
-        self.capture(&self.grid_of(record)?, |capture| {
+        self.capture(Target::GridOf(record), |capture| {
             if let Some(Some(building)) = patch.building {
                 capture.require(RecordRef::Building(building))?;
             }
@@ -255,7 +269,7 @@ impl Store {
     pub fn add_resident(&self, grid: &GridCode, resident: NewResident) -> Result<ResidentId> {
         let id = ResidentId::new();
         let resident = resident.with_derived_fields()?;
-        self.capture(grid.as_str(), |capture| {
+        self.capture(Target::Grid(grid.as_str()), |capture| {
             if let Some(household) = resident.household {
                 capture.require(RecordRef::Household(household))?;
             }
@@ -267,7 +281,7 @@ impl Store {
     pub fn update_resident(&self, id: ResidentId, patch: ResidentPatch) -> Result<()> {
         let record = RecordRef::Resident(id);
         let write = crdt::resident_patch(&patch)?;
-        self.capture(&self.grid_of(record)?, |capture| {
+        self.capture(Target::GridOf(record), |capture| {
             if let Some(Some(household)) = patch.household {
                 capture.require(RecordRef::Household(household))?;
             }
@@ -277,7 +291,7 @@ impl Store {
 
     pub fn add_organization(&self, grid: &GridCode, organization: NewOrganization) -> Result<OrganizationId> {
         let id = OrganizationId::new();
-        self.capture(grid.as_str(), |capture| {
+        self.capture(Target::Grid(grid.as_str()), |capture| {
             if let Some(building) = organization.building {
                 capture.require(RecordRef::Building(building))?;
             }
@@ -288,12 +302,12 @@ impl Store {
 
     pub fn update_organization(&self, id: OrganizationId, patch: OrganizationPatch) -> Result<()> {
         let record = RecordRef::Organization(id);
-        self.capture(&self.grid_of(record)?, |capture| capture.update(record, &crdt::organization_patch(&patch)))
+        self.capture(Target::GridOf(record), |capture| capture.update(record, &crdt::organization_patch(&patch)))
     }
 
     pub fn add_component(&self, grid: &GridCode, component: NewComponent) -> Result<ComponentId> {
         let id = ComponentId::new();
-        self.capture(grid.as_str(), |capture| {
+        self.capture(Target::Grid(grid.as_str()), |capture| {
             capture.create(RecordRef::Component(id), &crdt::new_component(&component))
         })?;
         Ok(id)
@@ -301,13 +315,13 @@ impl Store {
 
     pub fn update_component(&self, id: ComponentId, patch: ComponentPatch) -> Result<()> {
         let record = RecordRef::Component(id);
-        self.capture(&self.grid_of(record)?, |capture| capture.update(record, &crdt::component_patch(&patch)))
+        self.capture(Target::GridOf(record), |capture| capture.update(record, &crdt::component_patch(&patch)))
     }
 
     /// Marks a record as moved out, deceased, demolished or closed. It stays, with its history.
     pub fn archive(&self, archive: Archive) -> Result<()> {
         let (record, edit) = crdt::archive(&archive);
-        self.capture(&self.grid_of(record)?, |capture| {
+        self.capture(Target::GridOf(record), |capture| {
             capture.update(record, &RecordWrite { register: vec![edit], sensitive: Vec::new() })
         })
     }
@@ -316,19 +330,20 @@ impl Store {
     /// values remain in the document history until the history is compacted). A record
     /// others still refer to must be archived, or those erased first.
     pub fn erase(&self, record: RecordRef) -> Result<()> {
-        let grid = self.grid_of(record)?;
-        let n_referrers = read::count_referrers(&self.reader(), record)?;
-        if n_referrers > 0 {
-            return Err(Error::StillReferenced { record, n_referrers });
-        }
-        self.capture(&grid, |capture| capture.erase(record))
+        self.capture(Target::GridOf(record), |capture| {
+            let n_referrers = read::count_referrers(capture.tx, record)?;
+            if n_referrers > 0 {
+                return Err(Error::StillReferenced { record, n_referrers });
+            }
+            capture.erase(record)
+        })
     }
 
     /// Imports a whole grid as many changes (one per building, per household with its
     /// residents, per organization, per component) in one transaction, so later syncs of
     /// single edits stay small.
     pub fn import(&self, grid: &GridCode, records: &GridRecords) -> Result<ImportSummary> {
-        self.capture(grid.as_str(), |capture| {
+        self.capture(Target::Grid(grid.as_str()), |capture| {
             let mut summary = ImportSummary::default();
             for (id, building) in &records.buildings {
                 capture.create(RecordRef::Building(*id), &crdt::new_building(building))?;
@@ -383,7 +398,7 @@ impl Store {
     pub fn conflicts(&self, record: RecordRef) -> Result<Vec<FieldConflict>> {
         let grid = self.grid_of(record)?;
         let mut writer = self.writer();
-        let Writer { conn, docs } = &mut *writer;
+        let Writer { conn, docs, .. } = &mut *writer;
         let id = record.uuid().hyphenated().to_string();
         let mut found = Vec::new();
         for kind in [DocKind::Register, DocKind::Sensitive] {
@@ -406,22 +421,22 @@ impl Store {
             DocKind::Register => RecordWrite { register: vec![edit], sensitive: Vec::new() },
             DocKind::Sensitive => RecordWrite { register: Vec::new(), sensitive: vec![edit] },
         };
-        self.capture(&self.grid_of(record)?, |capture| capture.update(record, &write))
+        self.capture(Target::GridOf(record), |capture| capture.update(record, &write))
     }
 
     /// The current heads of a document on this device.
     pub fn heads(&self, doc: &DocId) -> Result<Vec<ChangeHash>> {
-        let heads: Option<Vec<u8>> = self
-            .reader()
-            .query_row("SELECT heads FROM documents WHERE doc_id = ?1", [doc.to_string()], |row| row.get(0))
-            .optional()?;
-        documents::decode_heads(&heads.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?)
+        let mut writer = self.writer();
+        let Writer { conn, docs, .. } = &mut *writer;
+        let loaded =
+            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
+        Ok(loaded.get_heads())
     }
 
     /// The encoded changes of a document that a peer with `heads` lacks.
     pub fn changes_since(&self, doc: &DocId, heads: &[ChangeHash]) -> Result<Vec<Vec<u8>>> {
         let mut writer = self.writer();
-        let Writer { conn, docs } = &mut *writer;
+        let Writer { conn, docs, .. } = &mut *writer;
         let loaded =
             loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
         Ok(loaded.get_changes(heads).into_iter().map(|change| change.raw_bytes().to_vec()).collect())
@@ -434,13 +449,13 @@ impl Store {
         for bytes in changes {
             decoded.push(automerge::Change::from_bytes(bytes.clone()).map_err(|error| Error::document(doc, error))?);
         }
-        self.capture(&doc.grid, |capture| capture.apply(doc, decoded))
+        self.capture(Target::Grid(&doc.grid), |capture| capture.apply(doc, decoded))
     }
 
     /// Rebuilds the whole projection from the documents.
     pub fn rebuild_projection(&self) -> Result<()> {
         let mut writer = self.writer();
-        let Writer { conn, docs } = &mut *writer;
+        let Writer { conn, docs, .. } = &mut *writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let grids: Vec<String> = tx
             .prepare("SELECT DISTINCT grid_code FROM documents ORDER BY grid_code")?
@@ -461,15 +476,13 @@ impl Store {
 
     /// Local changes not yet acknowledged by the sync server, over all documents.
     pub fn pending_changes(&self) -> Result<u64> {
-        let n: i64 =
-            self.reader().query_row("SELECT coalesce(sum(n_unacked), 0) FROM documents", [], |row| row.get(0))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        documents::n_unacked(&self.reader())
     }
 
     /// The full saved form of a document (what a first sync would send).
     pub fn document_bytes(&self, doc: &DocId) -> Result<Vec<u8>> {
         let mut writer = self.writer();
-        let Writer { conn, docs } = &mut *writer;
+        let Writer { conn, docs, .. } = &mut *writer;
         let loaded =
             loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
         Ok(loaded.save())
@@ -517,14 +530,33 @@ fn loaded<'d>(
     Ok(docs.get_mut(id))
 }
 
+/// Which grid's documents a capture writes: named, or the grid of an existing record
+/// (looked up inside the capture's transaction).
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Grid(&'a str),
+    GridOf(RecordRef),
+}
+
+/// The number of chunks of a document, counted once and then kept in memory.
+fn n_chunks(tx: &Transaction<'_>, cache: &mut HashMap<DocId, i64>, id: &DocId) -> Result<i64> {
+    if let Some(n) = cache.get(id) {
+        return Ok(*n);
+    }
+    let n = documents::n_chunks(tx, id)?;
+    cache.insert(id.clone(), n);
+    Ok(n)
+}
+
 /// One capture in progress: open automerge transactions on the grid's documents, and the
 /// records to re-project when it ends.
 struct Capture<'c, 'tx> {
     tx: &'c Transaction<'tx>,
     docs: &'c mut HashMap<DocId, AutoCommit>,
+    n_chunks: &'c mut HashMap<DocId, i64>,
     actor: &'c ActorId,
     grid: String,
-    touched: BTreeSet<(RecordKind, String)>,
+    touched: BTreeMap<(RecordKind, String), Changed>,
     dirty: BTreeSet<DocId>,
     n_changes: usize,
 }
@@ -559,32 +591,50 @@ impl Capture<'_, '_> {
         let kind = record.kind();
         let grid = self.grid.clone();
         let register = self.doc(DocKind::Register)?.ok_or(Error::UnknownGrid { grid: grid.clone() })?;
-        if !create && !crdt::record_exists(register, kind, &id) {
-            return Err(Error::NotFound { record });
-        }
-        if !write.register.is_empty() || create {
-            crdt::apply_edits(register, DocKind::Register, kind, &id, create, &write.register)?;
+        if create || !write.register.is_empty() {
+            if !crdt::apply_edits(register, DocKind::Register, kind, &id, create, &write.register)? {
+                return Err(Error::NotFound { record });
+            }
             self.dirty.insert(self.doc_id(DocKind::Register));
+            self.project(DocKind::Register, kind, &id, create, &write.register)?;
+        }
+        // An update that writes only sensitive fields needs no register lookup: the record
+        // was found in the projection, which mirrors the register.
+        if !DocKind::Sensitive.record_kinds().contains(&kind) || (!create && write.sensitive.is_empty()) {
+            return Ok(());
         }
         // Deleting an absent value is no information: a device without the sensitive
         // document may still create residents, as long as it writes nothing sensitive.
         let writes_sensitive = write.sensitive.iter().any(|edit| !matches!(edit, Edit::Delete(_)));
-        if !DocKind::Sensitive.record_kinds().contains(&kind) {
-            self.touched.insert((kind, id));
-            return Ok(());
-        }
         match self.doc(DocKind::Sensitive)? {
-            Some(sensitive) if create || !write.sensitive.is_empty() => {
-                let exists = crdt::record_exists(sensitive, kind, &id);
-                crdt::apply_edits(sensitive, DocKind::Sensitive, kind, &id, !exists, &write.sensitive)?;
+            Some(sensitive) => {
+                // The sensitive record may not exist yet (created by a device without access).
+                let created = !crdt::apply_edits(sensitive, DocKind::Sensitive, kind, &id, false, &write.sensitive)?;
+                if created {
+                    crdt::apply_edits(sensitive, DocKind::Sensitive, kind, &id, true, &write.sensitive)?;
+                }
                 self.dirty.insert(self.doc_id(DocKind::Sensitive));
+                self.project(DocKind::Sensitive, kind, &id, create || created, &write.sensitive)?;
             }
-            Some(_) => {}
             None if writes_sensitive => return Err(Error::NoSensitiveAccess { grid }),
             None => {}
         }
-        self.touched.insert((kind, id));
         Ok(())
+    }
+
+    /// Projects a local write: an update straight from its edits when it can, otherwise
+    /// (new records, search fields) by rereading the record when the capture ends.
+    fn project(&mut self, doc_kind: DocKind, kind: RecordKind, id: &str, created: bool, edits: &[Edit]) -> Result<()> {
+        let pending = self.touched.contains_key(&(kind, id.to_owned()));
+        if created || pending || !projection::project_edits(self.tx, doc_kind, kind, id, edits)? {
+            self.mark(kind, id, Changed::of(doc_kind));
+        }
+        Ok(())
+    }
+
+    fn mark(&mut self, kind: RecordKind, id: &str, changed: Changed) {
+        let entry = self.touched.entry((kind, id.to_owned())).or_insert(changed);
+        *entry = entry.and(changed);
     }
 
     fn erase(&mut self, record: RecordRef) -> Result<()> {
@@ -601,7 +651,7 @@ impl Capture<'_, '_> {
         {
             self.dirty.insert(self.doc_id(DocKind::Sensitive));
         }
-        self.touched.insert((record.kind(), id));
+        self.mark(record.kind(), &id, Changed::Both);
         Ok(())
     }
 
@@ -621,9 +671,14 @@ impl Capture<'_, '_> {
         }
         self.dirty.insert(doc_id.clone());
         let touched = crdt::touched_records(doc, &before, &after);
-        documents::append(self.tx, doc_id, doc, &chunk, 0)?;
+        let n = n_chunks(self.tx, self.n_chunks, doc_id)?;
+        let doc = self.docs.get_mut(doc_id).ok_or_else(|| Error::document(doc_id, "not loaded"))?;
+        let n = documents::append(self.tx, doc_id, doc, &chunk, 0, n)?;
+        self.n_chunks.insert(doc_id.clone(), n);
         let n_touched = touched.len();
-        self.touched.extend(touched);
+        for (kind, id) in touched {
+            self.mark(kind, &id, Changed::of(doc_id.kind));
+        }
         Ok(n_touched)
     }
 
@@ -633,13 +688,15 @@ impl Capture<'_, '_> {
         let time_ms = chrono::Utc::now().timestamp_millis();
         for kind in [DocKind::Register, DocKind::Sensitive] {
             let id = self.doc_id(kind);
-            let Some(doc) = self.docs.get_mut(&id) else { continue };
-            if doc.pending_ops() == 0 {
+            if self.docs.get_mut(&id).is_none_or(|doc| doc.pending_ops() == 0) {
                 continue;
             }
+            let n = n_chunks(self.tx, self.n_chunks, &id)?;
+            let Some(doc) = self.docs.get_mut(&id) else { continue };
             doc.commit_with(CommitOptions::default().with_time(time_ms));
             let change = doc.get_last_local_change().ok_or_else(|| Error::document(&id, "commit made no change"))?;
-            documents::append(self.tx, &id, doc, change.raw_bytes(), 1)?;
+            let n = documents::append(self.tx, &id, doc, change.raw_bytes(), 1, n)?;
+            self.n_chunks.insert(id, n);
             self.n_changes += 1;
         }
         Ok(())
@@ -654,8 +711,8 @@ impl Capture<'_, '_> {
         self.doc(DocKind::Sensitive)?;
         let Some(register) = self.docs.get(&register_id) else { return Ok(()) };
         let sensitive = self.docs.get(&sensitive_id);
-        for (kind, id) in std::mem::take(&mut self.touched) {
-            projection::project_record(self.tx, &self.grid, register, sensitive, kind, &id)?;
+        for ((kind, id), changed) in std::mem::take(&mut self.touched) {
+            projection::project_record(self.tx, &self.grid, register, sensitive, kind, &id, changed)?;
         }
         Ok(())
     }

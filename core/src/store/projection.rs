@@ -15,8 +15,31 @@ pub(crate) fn table(kind: RecordKind) -> &'static str {
     kind.plural()
 }
 
+/// Which documents of a record changed, and so which of its rows to rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Changed {
+    Register,
+    Sensitive,
+    Both,
+}
+
+impl Changed {
+    pub(crate) fn of(kind: DocKind) -> Self {
+        match kind {
+            DocKind::Register => Changed::Register,
+            DocKind::Sensitive => Changed::Sensitive,
+        }
+    }
+
+    pub(crate) fn and(self, other: Changed) -> Changed {
+        if self == other { self } else { Changed::Both }
+    }
+}
+
 /// Writes (or deletes) the projection rows of one record from the grid's documents.
-/// `sensitive` is `None` on a device that does not hold the sensitive document.
+/// `sensitive` is `None` on a device that does not hold the sensitive document. Only the
+/// rows of the documents that `changed` are read and rewritten; the result is the same as
+/// rewriting everything (which a rebuild does, with `Changed::Both`).
 pub(crate) fn project_record(
     tx: &Transaction<'_>,
     grid: &str,
@@ -24,15 +47,38 @@ pub(crate) fn project_record(
     sensitive: Option<&AutoCommit>,
     kind: RecordKind,
     id: &str,
+    changed: Changed,
 ) -> Result<()> {
+    if changed == Changed::Sensitive {
+        // The register row decides whether details exist at all.
+        let registered = tx
+            .prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1", table(kind)))?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        return match sensitive {
+            Some(sensitive) if registered => project_details(tx, grid, sensitive, kind, id),
+            _ => Ok(()),
+        };
+    }
     let table = table(kind);
-    let previous: Option<(i64, Option<String>)> = tx
-        .prepare_cached(&format!("SELECT rowid, {} FROM {table} WHERE id = ?1", search_text_sql(kind)))?
-        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+    let columns: Vec<&str> = register_columns(kind).collect();
+    // The stored row (rowid, then grid_code and the field columns, then the search text),
+    // to leave an unchanged row unwritten: a page not written is a page not fsynced.
+    let previous: Option<(i64, Vec<SqlValue>, Option<String>)> = tx
+        .prepare_cached(&format!(
+            "SELECT rowid, {search}, grid_code, {cols} FROM {table} WHERE id = ?1",
+            search = search_text_sql(kind),
+            cols = columns.join(", ")
+        ))?
+        .query_row([id], |row| {
+            let values = (2..columns.len() + 3).map(|i| row.get::<_, SqlValue>(i)).collect::<Result<_, _>>()?;
+            Ok((row.get(0)?, values, row.get(1)?))
+        })
         .optional()?;
 
     let Some(record) = crdt::read_record(register, DocKind::Register, kind, id) else {
-        if let Some((rowid, _)) = previous {
+        if let Some((rowid, _, _)) = previous {
             delete_search(tx, kind, rowid)?;
             tx.prepare_cached(&format!("DELETE FROM {table} WHERE rowid = ?1"))?.execute([rowid])?;
         }
@@ -42,18 +88,36 @@ pub(crate) fn project_record(
         return Ok(());
     };
 
-    let columns: Vec<&str> = register_columns(kind).collect();
-    let sql = format!(
-        "INSERT INTO {table} (id, grid_code, {cols}) VALUES (?1, ?2, {params})
-         ON CONFLICT(id) DO UPDATE SET grid_code = excluded.grid_code, {updates}
-         RETURNING rowid",
-        cols = columns.join(", "),
-        params = (0..columns.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(", "),
-        updates = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect::<Vec<_>>().join(", "),
-    );
-    let mut values: Vec<SqlValue> = vec![SqlValue::Text(id.to_owned()), SqlValue::Text(grid.to_owned())];
+    let mut values: Vec<SqlValue> = vec![SqlValue::Text(grid.to_owned())];
     values.extend(columns.iter().map(|column| sql_value(record.fields.get(column))));
-    let rowid: i64 = tx.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(values), |row| row.get(0))?;
+    let rowid = match &previous {
+        Some((rowid, stored, _)) => {
+            // Only the columns that differ: SQLite rewrites the index entries of every
+            // assigned column, changed or not.
+            let changed: Vec<usize> = (0..values.len()).filter(|&i| stored[i] != values[i]).collect();
+            if !changed.is_empty() {
+                let names: Vec<&str> = std::iter::once("grid_code").chain(columns.iter().copied()).collect();
+                let set = changed.iter().enumerate().map(|(n, &i)| format!("{} = ?{}", names[i], n + 2));
+                let set = set.collect::<Vec<_>>().join(", ");
+                let params =
+                    std::iter::once(SqlValue::Integer(*rowid)).chain(changed.iter().map(|&i| values[i].clone()));
+                tx.prepare_cached(&format!("UPDATE {table} SET {set} WHERE rowid = ?1"))?
+                    .execute(rusqlite::params_from_iter(params))?;
+            }
+            *rowid
+        }
+        None => {
+            let sql = format!(
+                "INSERT INTO {table} (id, grid_code, {cols}) VALUES (?1, ?2, {params}) RETURNING rowid",
+                cols = columns.join(", "),
+                params = (0..columns.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(", "),
+            );
+            let params = std::iter::once(SqlValue::Text(id.to_owned())).chain(values);
+            tx.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(params), |row| row.get(0))?
+        }
+    };
+    let is_new = previous.is_none();
+    let previous = previous.map(|(rowid, _, text)| (rowid, text));
 
     let text = search_text(kind, &record);
     let previous_text = previous.as_ref().and_then(|(_, text)| text.clone()).unwrap_or_default();
@@ -66,15 +130,112 @@ pub(crate) fn project_record(
         }
     }
 
-    if kind == RecordKind::Resident
+    // A new row may have had its details arrive first; they are written now.
+    if (changed == Changed::Both || is_new)
         && let Some(sensitive) = sensitive
     {
-        match crdt::read_record(sensitive, DocKind::Sensitive, kind, id) {
-            Some(details) => write_details(tx, grid, id, &details)?,
-            None => delete_details(tx, id)?,
-        }
+        project_details(tx, grid, sensitive, kind, id)?;
     }
     Ok(())
+}
+
+fn project_details(tx: &Transaction<'_>, grid: &str, sensitive: &AutoCommit, kind: RecordKind, id: &str) -> Result<()> {
+    if !DocKind::Sensitive.record_kinds().contains(&kind) {
+        return Ok(());
+    }
+    match crdt::read_record(sensitive, DocKind::Sensitive, kind, id) {
+        Some(details) => write_details(tx, grid, id, &details),
+        None => delete_details(tx, id),
+    }
+}
+
+/// Projects a local update from its edits alone, without reading the document back:
+/// a local write supersedes every concurrent value, so the value it puts is the value
+/// the document shows. Returns `false` when the edits need the full [`project_record`]
+/// (a field that feeds search, or rows that do not exist yet).
+pub(crate) fn project_edits(
+    tx: &Transaction<'_>,
+    doc_kind: DocKind,
+    kind: RecordKind,
+    id: &str,
+    edits: &[crdt::Edit],
+) -> Result<bool> {
+    use crdt::Edit;
+    let mut columns: Vec<(&'static str, SqlValue)> = Vec::new();
+    let mut tags: Vec<(&'static str, bool)> = Vec::new();
+    for edit in edits {
+        let (key, value) = match edit {
+            Edit::Put(key, value) => (*key, sql_value(Some(value))),
+            Edit::Delete(key) => (*key, SqlValue::Null),
+            Edit::AddTag(tag) => {
+                tags.push((tag, true));
+                continue;
+            }
+            Edit::RemoveTag(tag) => {
+                tags.push((tag, false));
+                continue;
+            }
+        };
+        if search_columns(kind).contains(&key) {
+            return Ok(false);
+        }
+        columns.retain(|(column, _)| *column != key);
+        columns.push((key, value));
+    }
+    let text = |value: &SqlValue| match value {
+        SqlValue::Text(text) => Some(text.clone()),
+        _ => None,
+    };
+    let (table, id_column) = match doc_kind {
+        DocKind::Register => (table(kind), "id"),
+        DocKind::Sensitive => {
+            // Derived columns follow their source.
+            let derived: Vec<(&'static str, SqlValue)> = columns
+                .iter()
+                .filter_map(|(column, value)| {
+                    let tail = match *column {
+                        "phone" => ("phone_tail", text(value).as_deref().and_then(phone_tail)),
+                        "id_number" => ("id_tail", text(value).as_deref().and_then(id_tail)),
+                        _ => return None,
+                    };
+                    Some((tail.0, tail.1.map(SqlValue::Text).unwrap_or(SqlValue::Null)))
+                })
+                .collect();
+            columns.extend(derived);
+            ("resident_details", "resident_id")
+        }
+    };
+    let n_rows = if columns.is_empty() {
+        tx.prepare_cached(&format!("SELECT count(*) FROM {table} WHERE {id_column} = ?1"))?
+            .query_row([id], |row| row.get::<_, i64>(0))?
+    } else {
+        let set = columns.iter().enumerate().map(|(n, (column, _))| format!("{column} = ?{}", n + 2));
+        let sql = format!("UPDATE {table} SET {} WHERE {id_column} = ?1", set.collect::<Vec<_>>().join(", "));
+        let params = std::iter::once(SqlValue::Text(id.to_owned())).chain(columns.into_iter().map(|(_, value)| value));
+        tx.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params))? as i64
+    };
+    if n_rows == 0 {
+        return Ok(false);
+    }
+    for (tag, present) in tags {
+        let sql = if present {
+            "INSERT OR IGNORE INTO resident_tags (resident_id, tag) VALUES (?1, ?2)"
+        } else {
+            "DELETE FROM resident_tags WHERE resident_id = ?1 AND tag = ?2"
+        };
+        tx.prepare_cached(sql)?.execute(params![id, tag])?;
+    }
+    Ok(true)
+}
+
+/// The fields whose changes must go through the search indexes.
+fn search_columns(kind: RecordKind) -> &'static [&'static str] {
+    match kind {
+        RecordKind::Resident => &["name"],
+        RecordKind::Building => &["address", "name"],
+        RecordKind::Household => &["address", "room"],
+        RecordKind::Organization | RecordKind::Component => &[],
+    }
 }
 
 fn register_columns(kind: RecordKind) -> impl Iterator<Item = &'static str> {
@@ -96,24 +257,45 @@ fn sql_value(value: Option<&ScalarValue>) -> SqlValue {
 }
 
 fn write_details(tx: &Transaction<'_>, grid: &str, id: &str, details: &RecordMap) -> Result<()> {
+    const COLUMNS: [&str; 6] = ["grid_code", "id_number", "phone", "birth_date", "phone_tail", "id_tail"];
     let id_number = details.text("id_number");
     let phone = details.text("phone");
-    tx.prepare_cached(
-        "INSERT INTO resident_details (resident_id, grid_code, id_number, phone, birth_date, phone_tail, id_tail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT(resident_id) DO UPDATE SET grid_code = excluded.grid_code,
-            id_number = excluded.id_number, phone = excluded.phone, birth_date = excluded.birth_date,
-            phone_tail = excluded.phone_tail, id_tail = excluded.id_tail",
-    )?
-    .execute(params![
-        id,
-        grid,
-        id_number,
-        phone,
-        details.text("birth_date"),
+    let current: [Option<String>; 6] = [
+        Some(grid.to_owned()),
+        id_number.map(str::to_owned),
+        phone.map(str::to_owned),
+        details.text("birth_date").map(str::to_owned),
         phone.and_then(phone_tail),
         id_number.and_then(id_tail),
-    ])?;
+    ];
+    let stored: Option<[Option<String>; 6]> = tx
+        .prepare_cached(&format!("SELECT {} FROM resident_details WHERE resident_id = ?1", COLUMNS.join(", ")))?
+        .query_row([id], |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?]))
+        .optional()?;
+    match stored {
+        None => {
+            tx.prepare_cached(&format!(
+                "INSERT INTO resident_details (resident_id, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                COLUMNS.join(", ")
+            ))?
+            .execute(rusqlite::params_from_iter(std::iter::once(Some(id.to_owned())).chain(current)))?;
+        }
+        Some(stored) => {
+            // Only the columns that differ, so that unchanged indexes are not rewritten.
+            let changed: Vec<usize> = (0..COLUMNS.len()).filter(|&i| stored[i] != current[i]).collect();
+            if !changed.is_empty() {
+                let set = changed.iter().enumerate().map(|(n, &i)| format!("{} = ?{}", COLUMNS[i], n + 2));
+                let set = set.collect::<Vec<_>>().join(", ");
+                let params = std::iter::once(Some(id.to_owned())).chain(changed.iter().map(|&i| current[i].clone()));
+                tx.prepare_cached(&format!("UPDATE resident_details SET {set} WHERE resident_id = ?1"))?
+                    .execute(rusqlite::params_from_iter(params))?;
+            }
+        }
+    }
+    write_tags(tx, id, details)
+}
+
+fn write_tags(tx: &Transaction<'_>, id: &str, details: &RecordMap) -> Result<()> {
     let stored: Vec<String> = tx
         .prepare_cached("SELECT tag FROM resident_tags WHERE resident_id = ?1 ORDER BY tag")?
         .query_map([id], |row| row.get(0))?
@@ -262,7 +444,7 @@ pub(crate) fn rebuild_grid(
         let Some(container) = crdt::container(register, kind) else { continue };
         let ids: Vec<String> = register.keys(&container).collect();
         for id in ids {
-            project_record(tx, grid, register, sensitive, kind, &id)?;
+            project_record(tx, grid, register, sensitive, kind, &id, Changed::Both)?;
         }
     }
     Ok(())

@@ -351,13 +351,16 @@ impl super::Store {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let conn = self.reader();
         let digits = query.chars().all(|c| c.is_ascii_digit() || c == 'X' || c == 'x');
-        let hits_sql = |filter: &str| {
+        // Candidates first (each from its own index), then one join for the rows shown:
+        // an OR across joined tables would scan every resident.
+        let hits_sql = |candidates: &str| {
             format!(
-                "SELECT r.id, r.name, r.gender, r.household, coalesce(b.address, h.address), h.room, r.status
-                 FROM residents r
+                "WITH candidates(resident_rowid) AS ({candidates})
+                 SELECT r.id, r.name, r.gender, r.household, coalesce(b.address, h.address), h.room, r.status
+                 FROM candidates
+                 JOIN residents r ON r.rowid = candidates.resident_rowid
                  LEFT JOIN households h ON h.id = r.household
                  LEFT JOIN buildings b ON b.id = h.building
-                 WHERE {filter}
                  ORDER BY r.status <> 'active', r.name, r.id LIMIT ?2"
             )
         };
@@ -370,16 +373,25 @@ impl super::Store {
             // The tail index narrows to a handful of rows; the suffix check makes longer
             // inputs exact. A whole number is its own suffix.
             sql = hits_sql(&format!(
-                "r.id IN (SELECT resident_id FROM resident_details
-                    WHERE (phone_tail = '{tail}' AND replace(phone, '-', '') LIKE '%' || ?1)
-                       OR (id_tail = '{tail}' AND id_number LIKE '%' || ?1))"
+                "SELECT r.rowid FROM resident_details d JOIN residents r ON r.id = d.resident_id
+                 WHERE d.phone_tail = '{tail}' AND replace(d.phone, '-', '') LIKE '%' || ?1
+                 UNION
+                 SELECT r.rowid FROM resident_details d JOIN residents r ON r.id = d.resident_id
+                 WHERE d.id_tail = '{tail}' AND d.id_number LIKE '%' || ?1"
             ));
         } else if let Some(phrase) = fragment_phrase(query) {
             param = phrase;
             sql = hits_sql(
-                "r.rowid IN (SELECT rowid FROM resident_name_search WHERE resident_name_search MATCH ?1)
-                 OR b.rowid IN (SELECT rowid FROM building_place_search WHERE building_place_search MATCH ?1)
-                 OR h.rowid IN (SELECT rowid FROM household_place_search WHERE household_place_search MATCH ?1)",
+                "SELECT rowid FROM resident_name_search WHERE resident_name_search MATCH ?1
+                 UNION
+                 SELECT r.rowid FROM household_place_search s
+                 JOIN households h ON h.rowid = s.rowid JOIN residents r ON r.household = h.id
+                 WHERE household_place_search MATCH ?1
+                 UNION
+                 SELECT r.rowid FROM building_place_search s
+                 JOIN buildings b ON b.rowid = s.rowid JOIN households h ON h.building = b.id
+                 JOIN residents r ON r.household = h.id
+                 WHERE building_place_search MATCH ?1",
             );
         } else {
             return Ok(Vec::new());

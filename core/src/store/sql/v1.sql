@@ -11,20 +11,30 @@ CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY,                -- 'register/440703001001001'
     kind TEXT NOT NULL,                     -- 'register' | 'sensitive'
     grid_code TEXT NOT NULL,
-    snapshot BLOB NOT NULL,                 -- automerge save() of the document
-    heads BLOB NOT NULL,                    -- current heads, 32 bytes each
-    acked_heads BLOB NOT NULL DEFAULT x'',  -- heads the sync server has acknowledged
-    n_unacked INTEGER NOT NULL DEFAULT 0,   -- local changes the server has not acknowledged
-    n_chunks INTEGER NOT NULL DEFAULT 0     -- rows in document_chunks not yet folded into snapshot
+    acked_heads BLOB NOT NULL DEFAULT x'',  -- heads the sync server has acknowledged, 32 bytes each
+    n_unacked_folded INTEGER NOT NULL DEFAULT 0  -- unacknowledged local changes folded into the snapshot
 ) STRICT;
 CREATE INDEX documents_grid ON documents(grid_code);
 
+CREATE TABLE document_snapshots (
+    -- Apart from `documents`, so that bookkeeping updates never rewrite the snapshot's
+    -- overflow pages.
+    doc_id TEXT PRIMARY KEY REFERENCES documents(doc_id) ON DELETE CASCADE,
+    snapshot BLOB NOT NULL                  -- automerge save() of the document
+) STRICT;
+
 CREATE TABLE document_chunks (
-    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
+    -- Appended by every capture: the only bookkeeping row a capture writes. A rowid table
+    -- with no index on doc_id, on purpose: an append then writes one page (an index
+    -- would add a second one to every capture). Reading a document's chunks scans the
+    -- table, which holds at most 1,024 chunks per document before they are folded into
+    -- its snapshot. doc_id is not declared a foreign key for the same reason; chunks are
+    -- deleted with their document in code.
+    seq INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL,                   -- documents.doc_id
     bytes BLOB NOT NULL,                    -- automerge changes, as load_incremental reads them
-    PRIMARY KEY (doc_id, seq)
-) STRICT, WITHOUT ROWID;
+    n_unacked INTEGER NOT NULL              -- of them, local changes the server has not acknowledged
+) STRICT;
 
 CREATE TABLE grids (
     code TEXT PRIMARY KEY,
