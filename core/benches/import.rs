@@ -52,7 +52,7 @@ fn main() {
 
         let baseline_path = dir.path().join(format!("baseline-{round}.db"));
         drop(Store::open(&baseline_path).unwrap());
-        let rows = store.with_reader(|conn| projection_rows(conn)).unwrap();
+        let rows = store.with_reader(projection_rows).unwrap();
         let mut baseline = Connection::open(&baseline_path).unwrap();
         baseline.pragma_update(None, "synchronous", "FULL").unwrap();
         let start = Instant::now();
@@ -80,7 +80,7 @@ fn main() {
         .iter()
         .map(|kind| store.document_bytes(&DocId::new(*kind, &code)).unwrap().len())
         .sum();
-    let json = store.with_reader(|conn| records_json(conn)).unwrap();
+    let json = store.with_reader(records_json).unwrap();
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gzip.write_all(json.as_bytes()).unwrap();
     let gzipped = gzip.finish().unwrap().len();

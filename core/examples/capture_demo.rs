@@ -6,10 +6,11 @@
 //! written to DIR (default `target/demo`), fresh on every run. The data is generated,
 //! and the output masks names and phones as the app does.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use wangge_core::crdt::{DocId, DocKind};
+use wangge_core::crdt::{ChangeHash, DocId, DocKind};
 use wangge_core::demo::{DemoOptions, generate_grid};
 use wangge_core::model::*;
 use wangge_core::{Result, Store};
@@ -106,7 +107,8 @@ fn main() -> Result<()> {
     // field while apart, then exchange changes.
     let b = Store::open(dir.join("device-b.db"))?;
     b.add_grid(&grid, true)?;
-    exchange(&a, &b, &code)?;
+    let mut common = HashMap::new();
+    exchange(&a, &b, &code, &mut common)?;
     a.update_resident(
         head,
         ResidentPatch {
@@ -116,7 +118,7 @@ fn main() -> Result<()> {
         },
     )?;
     b.update_resident(head, ResidentPatch { phone: Some(Some(Phone::parse("13700000002")?)), ..Default::default() })?;
-    let bytes = exchange(&a, &b, &code)?;
+    let bytes = exchange(&a, &b, &code, &mut common)?;
     println!("devices exchanged the two edits in {bytes} bytes of automerge changes");
     for conflict in a.conflicts(RecordRef::Resident(head))? {
         println!(
@@ -127,7 +129,7 @@ fn main() -> Result<()> {
         );
     }
     a.update_resident(head, ResidentPatch { phone: Some(Some(Phone::parse("13700000002")?)), ..Default::default() })?;
-    exchange(&a, &b, &code)?;
+    exchange(&a, &b, &code, &mut common)?;
     println!(
         "resolved on A; conflicts left on B: {}; both agree: {}",
         b.conflicts(RecordRef::Resident(head))?.len(),
@@ -142,16 +144,19 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Sends each device what the other lacks; returns the bytes sent.
-fn exchange(a: &Store, b: &Store, code: &GridCode) -> Result<usize> {
+/// Sends each device what the other lacks since the heads they last shared (what the
+/// sync server will track per device); returns the bytes sent.
+fn exchange(a: &Store, b: &Store, code: &GridCode, common: &mut HashMap<DocId, Vec<ChangeHash>>) -> Result<usize> {
     let mut bytes = 0;
     for kind in [DocKind::Register, DocKind::Sensitive] {
         let doc = DocId::new(kind, code);
-        let to_b = a.changes_since(&doc, &b.heads(&doc)?)?;
-        let to_a = b.changes_since(&doc, &a.heads(&doc)?)?;
+        let since = common.get(&doc).cloned().unwrap_or_default();
+        let to_b = a.changes_since(&doc, &since)?;
+        let to_a = b.changes_since(&doc, &since)?;
         bytes += to_b.iter().chain(&to_a).map(Vec::len).sum::<usize>();
         b.apply_changes(&doc, &to_b)?;
         a.apply_changes(&doc, &to_a)?;
+        common.insert(doc.clone(), a.heads(&doc)?);
     }
     Ok(bytes)
 }

@@ -258,66 +258,32 @@ impl fmt::Display for GridCode {
     }
 }
 
-/// The kind of grid. Basic grids (基础网格) cover all land; dedicated grids
-/// (专属网格) are drawn inside them around a unit, compound, park or sea area.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GridKind {
-    /// 城市社区网格, a basic grid of an urban community: usually 300 to 500 households.
-    Community,
-    /// 农村网格, a basic grid of a village: about 200 households or 500 people.
-    Village,
-    /// 单位型专属网格 around a school, hospital, company or agency: at least
-    /// 200 households or 700 people.
-    Unit,
-    /// 小区型专属网格, a residential compound.
-    Compound,
-    /// 园区专属网格, an industrial or business park.
-    IndustrialPark,
-    /// 海上专属网格, fishing boats and sea areas.
-    Sea,
-}
+code_enum!(
+    /// The kind of grid. Basic grids (基础网格) cover all land; dedicated grids
+    /// (专属网格) are drawn inside them around a unit, compound, park or sea area.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    GridKind {
+        /// 城市社区网格, a basic grid of an urban community: usually 300 to 500 households.
+        Community = "community", "城市社区网格";
+        /// 农村网格, a basic grid of a village: about 200 households or 500 people.
+        Village = "village", "农村网格";
+        /// 单位型专属网格 around a school, hospital, company or agency: at least
+        /// 200 households or 700 people.
+        Unit = "unit", "单位型专属网格";
+        /// 小区型专属网格, a residential compound.
+        Compound = "compound", "小区型专属网格";
+        /// 园区专属网格, an industrial or business park.
+        IndustrialPark = "industrial_park", "园区专属网格";
+        /// 海上专属网格, fishing boats and sea areas.
+        Sea = "sea", "海上专属网格";
+    }
+);
 
 impl GridKind {
-    pub const ALL: [GridKind; 6] = [
-        GridKind::Community,
-        GridKind::Village,
-        GridKind::Unit,
-        GridKind::Compound,
-        GridKind::IndustrialPark,
-        GridKind::Sea,
-    ];
-
     /// Whether this is a basic grid (基础网格) rather than a dedicated one (专属网格).
     pub fn is_basic(self) -> bool {
         matches!(self, GridKind::Community | GridKind::Village)
-    }
-
-    /// A stable code for storage, never renamed.
-    pub fn code(self) -> &'static str {
-        match self {
-            GridKind::Community => "community",
-            GridKind::Village => "village",
-            GridKind::Unit => "unit",
-            GridKind::Compound => "compound",
-            GridKind::IndustrialPark => "industrial_park",
-            GridKind::Sea => "sea",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Self> {
-        GridKind::ALL.into_iter().find(|kind| kind.code() == code)
-    }
-
-    pub fn label_zh(self) -> &'static str {
-        match self {
-            GridKind::Community => "城市社区网格",
-            GridKind::Village => "农村网格",
-            GridKind::Unit => "单位型专属网格",
-            GridKind::Compound => "小区型专属网格",
-            GridKind::IndustrialPark => "园区专属网格",
-            GridKind::Sea => "海上专属网格",
-        }
     }
 }
 
@@ -607,14 +573,14 @@ mod tests {
 
     #[test]
     fn grid_kind_codes_are_stable() {
-        let codes: Vec<_> = GridKind::ALL.into_iter().map(GridKind::code).collect();
+        let codes: Vec<_> = GridKind::ALL.iter().copied().map(GridKind::code).collect();
         assert_eq!(codes, ["community", "village", "unit", "compound", "industrial_park", "sea"]);
-        for kind in GridKind::ALL {
+        for &kind in GridKind::ALL {
             assert_eq!(GridKind::from_code(kind.code()), Some(kind));
             assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{}\"", kind.code()));
         }
         assert_eq!(GridKind::from_code("Community"), None);
-        let basic: Vec<_> = GridKind::ALL.into_iter().filter(|kind| kind.is_basic()).collect();
+        let basic: Vec<_> = GridKind::ALL.iter().copied().filter(|kind| kind.is_basic()).collect();
         assert_eq!(basic, [GridKind::Community, GridKind::Village]);
         assert_eq!(GridKind::IndustrialPark.label_zh(), "园区专属网格");
     }

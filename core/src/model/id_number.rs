@@ -17,7 +17,6 @@
 //! ```
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -54,38 +53,15 @@ pub(crate) fn is_province_code(code: &str) -> bool {
 #[serde(try_from = "String", into = "String")]
 pub struct IdNumber(String);
 
-/// Gender as the ID number's order code records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Gender {
-    Male,
-    Female,
-}
-
-impl Gender {
-    /// A stable code for storage: `"male"` or `"female"`.
-    pub fn code(self) -> &'static str {
-        match self {
-            Gender::Male => "male",
-            Gender::Female => "female",
-        }
+code_enum!(
+    /// Gender as the ID number's order code records it.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    Gender {
+        Male = "male", "男";
+        Female = "female", "女";
     }
-
-    pub fn from_code(code: &str) -> Option<Gender> {
-        match code {
-            "male" => Some(Gender::Male),
-            "female" => Some(Gender::Female),
-            _ => None,
-        }
-    }
-
-    pub fn label_zh(self) -> &'static str {
-        match self {
-            Gender::Male => "男",
-            Gender::Female => "女",
-        }
-    }
-}
+);
 
 /// The check character for the first 17 digits of an ID number, or `None`
 /// unless `first17` is exactly 17 ASCII digits.
@@ -235,33 +211,7 @@ impl fmt::Debug for IdNumber {
     }
 }
 
-impl fmt::Display for IdNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for IdNumber {
-    type Err = InvalidField;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        IdNumber::parse(s)
-    }
-}
-
-impl TryFrom<String> for IdNumber {
-    type Error = InvalidField;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        IdNumber::parse(&s)
-    }
-}
-
-impl From<IdNumber> for String {
-    fn from(id: IdNumber) -> String {
-        id.0
-    }
-}
+string_conversions!(IdNumber);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -22,7 +22,6 @@
 //! ```
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -327,33 +326,7 @@ impl fmt::Debug for Phone {
     }
 }
 
-impl fmt::Display for Phone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for Phone {
-    type Err = InvalidField;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Phone::parse(s)
-    }
-}
-
-impl TryFrom<String> for Phone {
-    type Error = InvalidField;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Phone::parse(&s)
-    }
-}
-
-impl From<Phone> for String {
-    fn from(phone: Phone) -> String {
-        phone.0
-    }
-}
+string_conversions!(Phone);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -17,9 +17,6 @@
 //! # Ok::<(), wangge_core::model::InvalidField>(())
 //! ```
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use super::{Invalid, InvalidField};
@@ -140,33 +137,7 @@ impl Uscc {
     }
 }
 
-impl fmt::Display for Uscc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for Uscc {
-    type Err = InvalidField;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uscc::parse(s)
-    }
-}
-
-impl TryFrom<String> for Uscc {
-    type Error = InvalidField;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Uscc::parse(&s)
-    }
-}
-
-impl From<Uscc> for String {
-    fn from(uscc: Uscc) -> String {
-        uscc.0
-    }
-}
+string_conversions!(Uscc);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

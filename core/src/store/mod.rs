@@ -433,13 +433,17 @@ impl Store {
         Ok(loaded.get_heads())
     }
 
-    /// The encoded changes of a document that a peer with `heads` lacks.
+    /// The encoded changes of a document that a peer with `heads` lacks. Heads this
+    /// device does not know (the peer's own new changes) are ignored: automerge would
+    /// otherwise answer with the whole history.
     pub fn changes_since(&self, doc: &DocId, heads: &[ChangeHash]) -> Result<Vec<Vec<u8>>> {
         let mut writer = self.writer();
         let Writer { conn, docs, .. } = &mut *writer;
         let loaded =
             loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
-        Ok(loaded.get_changes(heads).into_iter().map(|change| change.raw_bytes().to_vec()).collect())
+        let known: Vec<ChangeHash> =
+            heads.iter().copied().filter(|hash| loaded.get_change_meta_by_hash(hash).is_some()).collect();
+        Ok(loaded.get_changes(&known).into_iter().map(|change| change.raw_bytes().to_vec()).collect())
     }
 
     /// Applies changes received from a peer and re-projects every record they touch, in

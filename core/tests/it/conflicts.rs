@@ -147,3 +147,24 @@ fn a_malformed_change_is_refused_and_nothing_changes() {
     assert_eq!(a.store.heads(&register).unwrap(), heads);
     assert_eq!(projection_dump(&a.store), before);
 }
+
+/// A peer's current heads include its own new change, unknown here: changes after the
+/// heads both sides last shared are just the new edit; after the peer's current heads,
+/// everything this device cannot prove the peer has (still correct, only larger).
+#[test]
+fn changes_since_the_last_common_heads_are_only_the_new_ones() {
+    let (a, b, resident) = two_devices();
+    let [_, sensitive] = doc_ids();
+    let common = a.store.heads(&sensitive).unwrap();
+    assert_eq!(common, b.store.heads(&sensitive).unwrap());
+    let phone = |s: &str| ResidentPatch { phone: Some(Some(Phone::parse(s).unwrap())), ..Default::default() };
+    a.store.update_resident(resident, phone("13900000001")).unwrap();
+    b.store.update_resident(resident, phone("13900000002")).unwrap();
+
+    let to_b = a.store.changes_since(&sensitive, &common).unwrap();
+    assert_eq!(to_b.len(), 1);
+    assert!(to_b[0].len() < 300, "{} bytes", to_b[0].len());
+
+    let unproven = a.store.changes_since(&sensitive, &b.store.heads(&sensitive).unwrap()).unwrap();
+    assert!(unproven.contains(&to_b[0]));
+}
