@@ -27,6 +27,9 @@ pub enum Error {
     #[error("{record} not found")]
     NotFound { record: RecordRef },
 
+    #[error("{record} already exists")]
+    AlreadyExists { record: RecordRef },
+
     #[error("{record} is still referred to by {n_referrers} other record(s): archive it instead, or erase those first")]
     StillReferenced { record: RecordRef, n_referrers: usize },
 

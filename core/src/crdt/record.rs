@@ -1,11 +1,21 @@
-//! Reading and writing one record's map inside a grid document, and its conflicts.
+//! Reading and writing one record inside a grid document, and its conflicts.
+//!
+//! The two documents lay records out differently, for one reason: who creates what.
+//! - **register**: each record is a map under its container, keyed by record id. Only the
+//!   device that creates the record (its id is a fresh UUIDv7) creates that map.
+//! - **sensitive**: flat keys in the container, `<id>/<field>` and `<id>/tags/<code>`.
+//!   Sensitive fields are often first written by a device other than the record's creator
+//!   (a part-time worker records a resident; the full-time worker adds the ID number later),
+//!   and two such devices would each create the record's map: automerge would keep one map
+//!   and hide the other's fields. Flat keys have nothing to create, so concurrent writes
+//!   merge per field.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ChangeHash, ObjId, ObjType, PatchAction, Prop, ReadDoc, ScalarValue, Value};
 
-use super::{DocKind, FieldKind, container, fields_of};
+use super::{DocKind, FieldKind, TAGS_KEY, container, fields_of};
 use crate::model::RecordKind;
 use crate::{Error, Result};
 
@@ -38,6 +48,21 @@ pub(crate) enum Edit {
     RemoveTag(&'static str),
 }
 
+/// The key of a field in the sensitive document.
+fn flat_key(id: &str, field: &str) -> String {
+    format!("{id}/{field}")
+}
+
+/// The key of a tag in the sensitive document.
+fn flat_tag_key(id: &str, tag: &str) -> String {
+    format!("{id}/{TAGS_KEY}/{tag}")
+}
+
+/// The range of keys that start with `<id>/<below>`.
+fn flat_range(id: &str, below: &str) -> std::ops::Range<String> {
+    format!("{id}/{below}")..format!("{id}/{below}\u{10FFFF}")
+}
+
 fn record_obj(doc: &AutoCommit, kind: RecordKind, id: &str) -> Option<ObjId> {
     let container = container(doc, kind)?;
     match doc.get(&container, id) {
@@ -46,33 +71,56 @@ fn record_obj(doc: &AutoCommit, kind: RecordKind, id: &str) -> Option<ObjId> {
     }
 }
 
-fn child_map(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<ObjId> {
+fn scalar(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<ScalarValue> {
     match doc.get(obj, key) {
-        Ok(Some((Value::Object(ObjType::Map), child))) => Some(child),
+        Ok(Some((Value::Scalar(value), _))) => Some(value.into_owned()),
         _ => None,
     }
 }
 
-pub fn record_exists(doc: &AutoCommit, kind: RecordKind, id: &str) -> bool {
-    record_obj(doc, kind, id).is_some()
+/// Whether the document holds anything of the record.
+pub fn record_exists(doc: &AutoCommit, doc_kind: DocKind, kind: RecordKind, id: &str) -> bool {
+    match doc_kind {
+        DocKind::Register => record_obj(doc, kind, id).is_some(),
+        DocKind::Sensitive => {
+            container(doc, kind).is_some_and(|container| doc.map_range(&container, flat_range(id, "")).next().is_some())
+        }
+    }
 }
 
 /// The fields of `kind` that `doc_kind` holds, read from the record; `None` if absent.
 /// Keys the table does not know (written by a newer version) are left out.
 pub fn read_record(doc: &AutoCommit, doc_kind: DocKind, kind: RecordKind, id: &str) -> Option<RecordMap> {
-    let obj = record_obj(doc, kind, id)?;
+    let specs = fields_of(kind).iter().filter(|spec| spec.doc == doc_kind);
     let mut record = RecordMap::default();
-    for spec in fields_of(kind).iter().filter(|spec| spec.doc == doc_kind) {
-        match spec.kind {
-            FieldKind::Text | FieldKind::Int => {
-                if let Ok(Some((Value::Scalar(value), _))) = doc.get(&obj, spec.key) {
-                    record.fields.insert(spec.key, value.into_owned());
+    match doc_kind {
+        DocKind::Register => {
+            let obj = record_obj(doc, kind, id)?;
+            for spec in specs.filter(|spec| spec.kind != FieldKind::Tags) {
+                if let Some(value) = scalar(doc, &obj, spec.key) {
+                    record.fields.insert(spec.key, value);
                 }
             }
-            FieldKind::Tags => {
-                if let Some(tags) = child_map(doc, &obj, spec.key) {
-                    record.tags = doc.keys(&tags).collect();
+        }
+        DocKind::Sensitive => {
+            let container = container(doc, kind)?;
+            let mut found = false;
+            for spec in specs {
+                if spec.kind == FieldKind::Tags {
+                    let prefix = flat_tag_key(id, "");
+                    for item in doc.map_range(&container, flat_range(id, &format!("{TAGS_KEY}/"))) {
+                        found = true;
+                        if let Some(tag) = item.key.strip_prefix(&prefix) {
+                            record.tags.insert(tag.to_owned());
+                        }
+                    }
+                } else if let Some(value) = scalar(doc, &container, &flat_key(id, spec.key)) {
+                    found = true;
+                    record.fields.insert(spec.key, value);
                 }
+            }
+            if !found {
+                return None;
             }
         }
     }
@@ -80,8 +128,9 @@ pub fn read_record(doc: &AutoCommit, doc_kind: DocKind, kind: RecordKind, id: &s
 }
 
 /// Applies edits to a record inside the document's open transaction. With `create`, the
-/// record's map (and its tag map) is created first: record ids are unique, so no other
-/// replica creates the same container.
+/// register record's map is created first: record ids are fresh, so no other replica
+/// creates the same map. Returns `false` (and writes nothing) when a register record to
+/// update is absent, or one to create is already there.
 pub(crate) fn apply_edits(
     doc: &mut AutoCommit,
     doc_kind: DocKind,
@@ -90,41 +139,32 @@ pub(crate) fn apply_edits(
     create: bool,
     edits: &[Edit],
 ) -> Result<bool> {
-    let obj = if create {
-        let container = container(doc, kind).ok_or_else(|| Error::document(doc_kind.code(), "container missing"))?;
-        let obj = doc.put_object(&container, id, ObjType::Map).map_err(automerge_error)?;
-        let has_tags = fields_of(kind).iter().any(|spec| spec.doc == doc_kind && spec.kind == FieldKind::Tags);
-        if has_tags {
-            doc.put_object(&obj, super::TAGS_KEY, ObjType::Map).map_err(automerge_error)?;
-        }
-        obj
-    } else {
-        match record_obj(doc, kind, id) {
-            Some(obj) => obj,
-            None => return Ok(false),
-        }
-    };
-    for edit in edits {
-        match edit {
-            Edit::Put(key, value) => {
-                doc.put(&obj, *key, value.clone()).map_err(automerge_error)?;
-            }
-            Edit::Delete(key) => {
-                if doc.get(&obj, *key).map_err(automerge_error)?.is_some() {
-                    doc.delete(&obj, *key).map_err(automerge_error)?;
+    let container = container(doc, kind).ok_or_else(|| Error::document(doc_kind.code(), "container missing"))?;
+    match doc_kind {
+        DocKind::Register => {
+            let obj = match (record_obj(doc, kind, id), create) {
+                (Some(obj), false) => obj,
+                (None, true) => doc.put_object(&container, id, ObjType::Map).map_err(automerge_error)?,
+                (Some(_), true) | (None, false) => return Ok(false),
+            };
+            for edit in edits {
+                match edit {
+                    Edit::Put(key, value) => put(doc, &obj, key, value.clone())?,
+                    Edit::Delete(key) => delete(doc, &obj, key)?,
+                    // The register holds no tags (fields.rs); a tag edit here is a bug.
+                    Edit::AddTag(_) | Edit::RemoveTag(_) => {
+                        return Err(Error::document(doc_kind.code(), "tags belong to the sensitive document"));
+                    }
                 }
             }
-            Edit::AddTag(tag) | Edit::RemoveTag(tag) => {
-                let tags = match child_map(doc, &obj, super::TAGS_KEY) {
-                    Some(tags) => tags,
-                    // A record created before tags existed gets its map now (only its own
-                    // device writes it first; a concurrent creation would keep one of them).
-                    None => doc.put_object(&obj, super::TAGS_KEY, ObjType::Map).map_err(automerge_error)?,
-                };
-                if matches!(edit, Edit::AddTag(_)) {
-                    doc.put(&tags, *tag, true).map_err(automerge_error)?;
-                } else if doc.get(&tags, *tag).map_err(automerge_error)?.is_some() {
-                    doc.delete(&tags, *tag).map_err(automerge_error)?;
+        }
+        DocKind::Sensitive => {
+            for edit in edits {
+                match edit {
+                    Edit::Put(key, value) => put(doc, &container, &flat_key(id, key), value.clone())?,
+                    Edit::Delete(key) => delete(doc, &container, &flat_key(id, key))?,
+                    Edit::AddTag(tag) => put(doc, &container, &flat_tag_key(id, tag), ScalarValue::Boolean(true))?,
+                    Edit::RemoveTag(tag) => delete(doc, &container, &flat_tag_key(id, tag))?,
                 }
             }
         }
@@ -132,14 +172,33 @@ pub(crate) fn apply_edits(
     Ok(true)
 }
 
-/// Removes a record's map from its container. Returns whether it was there.
-pub(crate) fn delete_record(doc: &mut AutoCommit, kind: RecordKind, id: &str) -> Result<bool> {
-    let Some(container) = container(doc, kind) else { return Ok(false) };
-    if doc.get(&container, id).map_err(automerge_error)?.is_none() {
-        return Ok(false);
+fn put(doc: &mut AutoCommit, obj: &ObjId, key: &str, value: ScalarValue) -> Result<()> {
+    doc.put(obj, key, value).map_err(automerge_error)
+}
+
+fn delete(doc: &mut AutoCommit, obj: &ObjId, key: &str) -> Result<()> {
+    if doc.get(obj, key).map_err(automerge_error)?.is_some() {
+        doc.delete(obj, key).map_err(automerge_error)?;
     }
-    doc.delete(&container, id).map_err(automerge_error)?;
-    Ok(true)
+    Ok(())
+}
+
+/// Removes everything of a record from the document. Returns whether anything was there.
+pub(crate) fn delete_record(doc: &mut AutoCommit, doc_kind: DocKind, kind: RecordKind, id: &str) -> Result<bool> {
+    let Some(container) = container(doc, kind) else { return Ok(false) };
+    let keys: Vec<String> = match doc_kind {
+        DocKind::Register => {
+            if doc.get(&container, id).map_err(automerge_error)?.is_none() {
+                return Ok(false);
+            }
+            vec![id.to_owned()]
+        }
+        DocKind::Sensitive => doc.map_range(&container, flat_range(id, "")).map(|item| item.key.to_string()).collect(),
+    };
+    for key in &keys {
+        doc.delete(&container, key.as_str()).map_err(automerge_error)?;
+    }
+    Ok(!keys.is_empty())
 }
 
 fn automerge_error(error: automerge::AutomergeError) -> Error {
@@ -155,7 +214,7 @@ pub struct FieldConflict {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConflictValue {
-    /// The stored value (codes and dates as stored, `None` for a deleted value).
+    /// The stored value (codes and dates as stored).
     pub value: ScalarValue,
     /// The automerge actor (hex) of the device that wrote it.
     pub author: String,
@@ -166,10 +225,14 @@ pub struct ConflictValue {
 
 /// The fields of a record in this document that have more than one concurrent value.
 pub fn conflicts(doc: &mut AutoCommit, doc_kind: DocKind, kind: RecordKind, id: &str) -> Vec<FieldConflict> {
-    let Some(obj) = record_obj(doc, kind, id) else { return Vec::new() };
+    let (obj, keyed): (Option<ObjId>, fn(&str, &str) -> String) = match doc_kind {
+        DocKind::Register => (record_obj(doc, kind, id), |_, field| field.to_owned()),
+        DocKind::Sensitive => (container(doc, kind), flat_key),
+    };
+    let Some(obj) = obj else { return Vec::new() };
     let mut found = Vec::new();
     for spec in fields_of(kind).iter().filter(|spec| spec.doc == doc_kind && spec.kind != FieldKind::Tags) {
-        let Ok(values) = doc.get_all(&obj, spec.key) else { continue };
+        let Ok(values) = doc.get_all(&obj, keyed(id, spec.key).as_str()) else { continue };
         if values.len() < 2 {
             continue;
         }
@@ -202,20 +265,19 @@ pub(crate) fn touched_records(
 ) -> BTreeSet<(RecordKind, String)> {
     let mut touched = BTreeSet::new();
     for patch in doc.diff(before, after) {
-        // path[0] is (root, container); path[1], when present, is (container, record id).
-        let container = match patch.path.first() {
-            Some((_, Prop::Map(name))) => RecordKind::from_plural(name),
-            _ => None,
-        };
-        let Some(kind) = container else { continue };
-        let record_id = match patch.path.get(1) {
-            Some((_, Prop::Map(id))) => Some(id.clone()),
+        // path[0] is (root, container); in the register, path[1] is (container, record id).
+        let Some((_, Prop::Map(container))) = patch.path.first() else { continue };
+        let Some(kind) = RecordKind::from_plural(container) else { continue };
+        let key = match patch.path.get(1) {
+            Some((_, Prop::Map(key))) => Some(key.clone()),
             _ => match &patch.action {
                 PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => Some(key.clone()),
                 _ => None,
             },
         };
-        if let Some(id) = record_id {
+        // A sensitive key is `<id>/<field>`; a register key is the id itself.
+        if let Some(key) = key {
+            let id = key.split('/').next().unwrap_or(&key).to_owned();
             touched.insert((kind, id));
         }
     }

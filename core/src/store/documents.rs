@@ -81,7 +81,9 @@ pub(crate) fn append(
     n_chunks: i64,
 ) -> Result<i64> {
     let key = id.to_string();
-    if n_chunks < MAX_CHUNKS {
+    // A change still waiting for its dependencies is not part of what `save()` writes:
+    // its chunk stays until it has been applied.
+    if n_chunks < MAX_CHUNKS || !doc.get_missing_deps(&[]).is_empty() {
         tx.prepare_cached("INSERT INTO document_chunks (doc_id, bytes, n_unacked) VALUES (?1, ?2, ?3)")?
             .execute(params![key, chunk, n_unacked])?;
         return Ok(n_chunks + 1);

@@ -75,7 +75,11 @@ impl std::fmt::Debug for Writer {
 /// What a bulk import wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportSummary {
+    /// Records created.
     pub n_records: usize,
+    /// Records left alone because they were already there.
+    pub n_skipped: usize,
+    /// Automerge changes made.
     pub n_changes: usize,
 }
 
@@ -132,6 +136,7 @@ impl Store {
         // A panic while holding the lock leaves the documents possibly ahead of SQLite;
         // they are reloaded, so the poison can be cleared.
         self.writer.lock().unwrap_or_else(|poisoned| {
+            self.writer.clear_poison();
             let mut writer = poisoned.into_inner();
             writer.docs.clear();
             writer.n_chunks.clear();
@@ -341,14 +346,14 @@ impl Store {
 
     /// Imports a whole grid as many changes (one per building, per household with its
     /// residents, per organization, per component) in one transaction, so later syncs of
-    /// single edits stay small.
+    /// single edits stay small. Records already present are left as they are (counted as
+    /// skipped): importing the same file twice changes nothing.
     pub fn import(&self, grid: &GridCode, records: &GridRecords) -> Result<ImportSummary> {
         self.capture(Target::Grid(grid.as_str()), |capture| {
             let mut summary = ImportSummary::default();
             for (id, building) in &records.buildings {
-                capture.create(RecordRef::Building(*id), &crdt::new_building(building))?;
+                capture.import_one(RecordRef::Building(*id), &crdt::new_building(building), &mut summary)?;
                 capture.end_change()?;
-                summary.n_records += 1;
             }
             let mut residents_by_household: HashMap<HouseholdId, Vec<&(ResidentId, NewResident)>> = HashMap::new();
             let mut loose_residents = Vec::new();
@@ -359,38 +364,37 @@ impl Store {
                 }
             }
             for (id, household) in &records.households {
-                capture.create(RecordRef::Household(*id), &crdt::new_household(household))?;
-                summary.n_records += 1;
+                capture.import_one(RecordRef::Household(*id), &crdt::new_household(household), &mut summary)?;
                 for (resident_id, resident) in residents_by_household.remove(id).unwrap_or_default() {
                     let resident = resident.clone().with_derived_fields()?;
-                    capture.create(RecordRef::Resident(*resident_id), &crdt::new_resident(&resident))?;
-                    summary.n_records += 1;
+                    capture.import_one(
+                        RecordRef::Resident(*resident_id),
+                        &crdt::new_resident(&resident),
+                        &mut summary,
+                    )?;
                 }
                 capture.end_change()?;
             }
             let orphans = residents_by_household.into_values().flatten();
             for (resident_id, resident) in loose_residents.into_iter().chain(orphans) {
                 let resident = resident.clone().with_derived_fields()?;
-                capture.create(RecordRef::Resident(*resident_id), &crdt::new_resident(&resident))?;
+                capture.import_one(RecordRef::Resident(*resident_id), &crdt::new_resident(&resident), &mut summary)?;
                 capture.end_change()?;
-                summary.n_records += 1;
             }
             for (id, organization) in &records.organizations {
-                capture.create(RecordRef::Organization(*id), &crdt::new_organization(organization))?;
+                capture.import_one(
+                    RecordRef::Organization(*id),
+                    &crdt::new_organization(organization),
+                    &mut summary,
+                )?;
                 capture.end_change()?;
-                summary.n_records += 1;
             }
             for (id, component) in &records.components {
-                capture.create(RecordRef::Component(*id), &crdt::new_component(component))?;
+                capture.import_one(RecordRef::Component(*id), &crdt::new_component(component), &mut summary)?;
                 capture.end_change()?;
-                summary.n_records += 1;
             }
             summary.n_changes = capture.n_changes;
             Ok(summary)
-        })
-        .map(|mut summary| {
-            summary.n_changes = summary.n_changes.max(1);
-            summary
         })
     }
 
@@ -579,7 +583,21 @@ impl Capture<'_, '_> {
         let id = record.uuid().hyphenated().to_string();
         let grid = self.grid.clone();
         let doc = self.doc(DocKind::Register)?.ok_or(Error::UnknownGrid { grid })?;
-        if crdt::record_exists(doc, record.kind(), &id) { Ok(()) } else { Err(Error::NotFound { record }) }
+        if crdt::record_exists(doc, DocKind::Register, record.kind(), &id) {
+            Ok(())
+        } else {
+            Err(Error::NotFound { record })
+        }
+    }
+
+    /// Creates a record unless it is already there.
+    fn import_one(&mut self, record: RecordRef, write: &RecordWrite, summary: &mut ImportSummary) -> Result<()> {
+        match self.create(record, write) {
+            Ok(()) => summary.n_records += 1,
+            Err(Error::AlreadyExists { .. }) => summary.n_skipped += 1,
+            Err(error) => return Err(error),
+        }
+        Ok(())
     }
 
     fn create(&mut self, record: RecordRef, write: &RecordWrite) -> Result<()> {
@@ -597,7 +615,7 @@ impl Capture<'_, '_> {
         let register = self.doc(DocKind::Register)?.ok_or(Error::UnknownGrid { grid: grid.clone() })?;
         if create || !write.register.is_empty() {
             if !crdt::apply_edits(register, DocKind::Register, kind, &id, create, &write.register)? {
-                return Err(Error::NotFound { record });
+                return Err(if create { Error::AlreadyExists { record } } else { Error::NotFound { record } });
             }
             self.dirty.insert(self.doc_id(DocKind::Register));
             self.project(DocKind::Register, kind, &id, create, &write.register)?;
@@ -607,18 +625,15 @@ impl Capture<'_, '_> {
         if !DocKind::Sensitive.record_kinds().contains(&kind) || (!create && write.sensitive.is_empty()) {
             return Ok(());
         }
-        // Deleting an absent value is no information: a device without the sensitive
-        // document may still create residents, as long as it writes nothing sensitive.
-        let writes_sensitive = write.sensitive.iter().any(|edit| !matches!(edit, Edit::Delete(_)));
+        // On creation, deleting an absent value is no information: a device without the
+        // sensitive document may still create residents, as long as it writes nothing
+        // sensitive. Any sensitive edit of an existing record needs the document.
+        let writes_sensitive = !create || write.sensitive.iter().any(|edit| !matches!(edit, Edit::Delete(_)));
         match self.doc(DocKind::Sensitive)? {
             Some(sensitive) => {
-                // The sensitive record may not exist yet (created by a device without access).
-                let created = !crdt::apply_edits(sensitive, DocKind::Sensitive, kind, &id, false, &write.sensitive)?;
-                if created {
-                    crdt::apply_edits(sensitive, DocKind::Sensitive, kind, &id, true, &write.sensitive)?;
-                }
+                crdt::apply_edits(sensitive, DocKind::Sensitive, kind, &id, false, &write.sensitive)?;
                 self.dirty.insert(self.doc_id(DocKind::Sensitive));
-                self.project(DocKind::Sensitive, kind, &id, create || created, &write.sensitive)?;
+                self.project(DocKind::Sensitive, kind, &id, create, &write.sensitive)?;
             }
             None if writes_sensitive => return Err(Error::NoSensitiveAccess { grid }),
             None => {}
@@ -645,13 +660,13 @@ impl Capture<'_, '_> {
         let id = record.uuid().hyphenated().to_string();
         let grid = self.grid.clone();
         let register = self.doc(DocKind::Register)?.ok_or(Error::UnknownGrid { grid })?;
-        if !crdt::delete_record(register, record.kind(), &id)? {
+        if !crdt::delete_record(register, DocKind::Register, record.kind(), &id)? {
             return Err(Error::NotFound { record });
         }
         self.dirty.insert(self.doc_id(DocKind::Register));
         if DocKind::Sensitive.record_kinds().contains(&record.kind())
             && let Some(sensitive) = self.doc(DocKind::Sensitive)?
-            && crdt::delete_record(sensitive, record.kind(), &id)?
+            && crdt::delete_record(sensitive, DocKind::Sensitive, record.kind(), &id)?
         {
             self.dirty.insert(self.doc_id(DocKind::Sensitive));
         }
@@ -663,18 +678,25 @@ impl Capture<'_, '_> {
     fn apply(&mut self, doc_id: &DocId, changes: Vec<automerge::Change>) -> Result<usize> {
         let doc = loaded(self.tx, self.docs, doc_id, self.actor)?
             .ok_or_else(|| Error::UnknownGrid { grid: doc_id.grid.clone() })?;
-        let before = doc.get_heads();
+        // Every change new to the document is stored, including one whose dependencies have
+        // not arrived: automerge holds it back in memory until they do, and a restart before
+        // then must not lose it.
         let mut chunk = Vec::new();
+        let mut n_new = 0;
         for change in &changes {
-            chunk.extend_from_slice(change.raw_bytes());
+            if doc.get_change_meta_by_hash(&change.hash()).is_none() {
+                chunk.extend_from_slice(change.raw_bytes());
+                n_new += 1;
+            }
         }
-        doc.apply_changes(changes).map_err(|error| Error::document(doc_id, error))?;
-        let after = doc.get_heads();
-        if before == after {
+        if n_new == 0 {
             return Ok(0);
         }
+        let before = doc.get_heads();
+        doc.apply_changes(changes).map_err(|error| Error::document(doc_id, error))?;
         self.dirty.insert(doc_id.clone());
-        let touched = crdt::touched_records(doc, &before, &after);
+        let after = doc.get_heads();
+        let touched = if before == after { BTreeSet::new() } else { crdt::touched_records(doc, &before, &after) };
         let n = n_chunks(self.tx, self.n_chunks, doc_id)?;
         let doc = self.docs.get_mut(doc_id).ok_or_else(|| Error::document(doc_id, "not loaded"))?;
         let n = documents::append(self.tx, doc_id, doc, &chunk, 0, n)?;
@@ -684,6 +706,38 @@ impl Capture<'_, '_> {
             self.mark(kind, &id, Changed::of(doc_id.kind));
         }
         Ok(n_touched)
+    }
+
+    /// A record erased from the register by a peer (which may not hold the sensitive
+    /// document) leaves its sensitive fields behind; so does a sensitive edit concurrent
+    /// with the erase. This device, holding both, deletes them: the deletion is a local
+    /// change like any other and reaches every sensitive replica.
+    fn purge_orphaned_sensitive_fields(&mut self) -> Result<()> {
+        let register_id = self.doc_id(DocKind::Register);
+        let sensitive_id = self.doc_id(DocKind::Sensitive);
+        let orphans: Vec<(RecordKind, String)> = {
+            let (Some(register), Some(sensitive)) = (self.docs.get(&register_id), self.docs.get(&sensitive_id)) else {
+                return Ok(());
+            };
+            self.touched
+                .keys()
+                .filter(|(kind, id)| {
+                    DocKind::Sensitive.record_kinds().contains(kind)
+                        && !crdt::record_exists(register, DocKind::Register, *kind, id)
+                        && crdt::record_exists(sensitive, DocKind::Sensitive, *kind, id)
+                })
+                .cloned()
+                .collect()
+        };
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        let Some(sensitive) = self.docs.get_mut(&sensitive_id) else { return Ok(()) };
+        for (kind, id) in &orphans {
+            crdt::delete_record(sensitive, DocKind::Sensitive, *kind, id)?;
+        }
+        self.dirty.insert(sensitive_id);
+        Ok(())
     }
 
     /// Closes the open automerge transaction of every document written since the last
@@ -707,12 +761,13 @@ impl Capture<'_, '_> {
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.end_change()?;
         let register_id = self.doc_id(DocKind::Register);
         let sensitive_id = self.doc_id(DocKind::Sensitive);
         // Projecting a resident reads both documents, whichever one changed.
         self.doc(DocKind::Register)?;
         self.doc(DocKind::Sensitive)?;
+        self.purge_orphaned_sensitive_fields()?;
+        self.end_change()?;
         let Some(register) = self.docs.get(&register_id) else { return Ok(()) };
         let sensitive = self.docs.get(&sensitive_id);
         for ((kind, id), changed) in std::mem::take(&mut self.touched) {

@@ -1,6 +1,7 @@
 //! Two devices, concurrent edits: values are kept, listed with their authors, resolved
 //! by writing one. Nothing is decided by device clocks.
 
+use wangge_core::Error;
 use wangge_core::crdt::ScalarValue;
 use wangge_core::model::*;
 
@@ -167,4 +168,102 @@ fn changes_since_the_last_common_heads_are_only_the_new_ones() {
 
     let unproven = a.store.changes_since(&sensitive, &b.store.heads(&sensitive).unwrap()).unwrap();
     assert!(unproven.contains(&to_b[0]));
+}
+
+/// Regression: changes received before their dependencies were held only in memory and
+/// lost on restart, taking later edits that depended on them along.
+#[test]
+fn changes_received_before_their_dependencies_survive_a_restart() {
+    let a = device();
+    let b = device();
+    let (_, _, resident) = family(&a.store);
+    let [register, sensitive] = doc_ids();
+    for doc in [&register, &sensitive] {
+        let changes = a.store.changes_since(doc, &[]).unwrap();
+        // The last changes first: automerge queues them until the first ones arrive.
+        let (first, last) = changes.split_at(changes.len() / 2);
+        b.store.apply_changes(doc, last).unwrap();
+        b.store.apply_changes(doc, first).unwrap();
+    }
+    assert_eq!(b.store.resident(resident).unwrap().name.as_str(), "陈秀英");
+    b.store.update_resident(resident, ResidentPatch { relation: Some(Relation::Other), ..Default::default() }).unwrap();
+    let heads = doc_ids().map(|doc| b.store.heads(&doc).unwrap());
+    let dump = projection_dump(&b.store);
+
+    let path = b.store.path().to_path_buf();
+    drop(b.store);
+    let reopened = wangge_core::Store::open(&path).unwrap();
+    assert_eq!(doc_ids().map(|doc| reopened.heads(&doc).unwrap()), heads);
+    assert_eq!(projection_dump(&reopened), dump);
+    reopened.rebuild_projection().unwrap();
+    assert_eq!(projection_dump(&reopened), dump);
+    assert_eq!(reopened.resident(resident).unwrap().relation, Relation::Other);
+}
+
+/// Regression: two devices giving sensitive fields to a resident that a device without
+/// sensitive access created each created its sensitive map; one map hid the other's fields.
+#[test]
+fn sensitive_fields_written_concurrently_by_two_devices_both_survive() {
+    let part_time = device_with(false);
+    let b = device();
+    let c = device();
+    let building = part_time.store.add_building(&grid_code(), new_building("5栋")).unwrap();
+    let household = part_time.store.add_household(&grid_code(), new_household(building, "101")).unwrap();
+    let mut resident = new_resident(household, "黄丽", Relation::Head);
+    resident.id_number = None;
+    resident.phone = None;
+    resident.tags.clear();
+    resident.gender = Some(Gender::Female);
+    let resident = part_time.store.add_resident(&grid_code(), resident).unwrap();
+    exchange(&part_time.store, &b.store);
+    exchange(&part_time.store, &c.store);
+
+    let phone = Phone::parse("13711112222").unwrap();
+    b.store
+        .update_resident(resident, ResidentPatch { phone: Some(Some(phone.clone())), ..Default::default() })
+        .unwrap();
+    c.store
+        .update_resident(resident, ResidentPatch { add_tags: [PersonTag::Veteran].into(), ..Default::default() })
+        .unwrap();
+    exchange(&b.store, &c.store);
+    for store in [&b.store, &c.store] {
+        let sensitive = store.resident(resident).unwrap().sensitive.unwrap();
+        assert_eq!(sensitive.phone.as_ref(), Some(&phone));
+        assert_eq!(sensitive.tags, [PersonTag::Veteran].into());
+    }
+    assert_eq!(projection_dump(&b.store), projection_dump(&c.store));
+}
+
+/// Regression: a resident erased by a device without the sensitive document kept its ID
+/// number and phone in every sensitive replica.
+#[test]
+fn erase_by_a_device_without_sensitive_data_removes_the_sensitive_fields_too() {
+    let part_time = device_with(false);
+    let b = device();
+    let c = device();
+    let (_, _, resident) = family(&b.store);
+    exchange(&b.store, &part_time.store);
+    part_time.store.erase(RecordRef::Resident(resident)).unwrap();
+    exchange(&part_time.store, &b.store);
+    exchange(&b.store, &c.store);
+    for store in [&b.store, &c.store] {
+        assert_eq!(sensitive_keys_of(store, &resident.to_string()), Vec::<String>::new());
+        assert!(matches!(store.resident(resident), Err(Error::NotFound { .. })));
+    }
+}
+
+#[test]
+fn sensitive_edit_concurrent_with_an_erase_is_purged() {
+    let (a, b, resident) = two_devices();
+    a.store.erase(RecordRef::Resident(resident)).unwrap();
+    b.store.update_resident(resident, ResidentPatch { phone: Some(None), ..Default::default() }).unwrap();
+    b.store
+        .update_resident(resident, ResidentPatch { add_tags: [PersonTag::Veteran].into(), ..Default::default() })
+        .unwrap();
+    exchange(&a.store, &b.store);
+    exchange(&a.store, &b.store);
+    for store in [&a.store, &b.store] {
+        assert_eq!(sensitive_keys_of(store, &resident.to_string()), Vec::<String>::new());
+    }
+    assert_eq!(projection_dump(&a.store), projection_dump(&b.store));
 }

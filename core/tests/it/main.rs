@@ -138,3 +138,12 @@ pub fn projection_dump(store: &Store) -> Vec<String> {
     rows.sort();
     rows
 }
+
+/// The keys a record has in the grid's sensitive document, read from its saved bytes.
+pub fn sensitive_keys_of(store: &Store, id: &str) -> Vec<String> {
+    use automerge::ReadDoc;
+    let [_, sensitive] = doc_ids();
+    let doc = automerge::AutoCommit::load(&store.document_bytes(&sensitive).unwrap()).unwrap();
+    let Ok(Some((_, residents))) = doc.get(automerge::ROOT, "residents") else { panic!("no residents container") };
+    doc.keys(&residents).filter(|key| key.starts_with(id)).collect()
+}

@@ -293,3 +293,40 @@ fn grid_with_successors_round_trips() {
     assert_eq!(grids[0], retired);
     assert_eq!(grids[1].predecessors, vec![old.code.clone()]);
 }
+
+/// Regression: importing records that are already there overwrote later edits.
+#[test]
+fn importing_the_same_records_again_leaves_existing_ones_alone() {
+    let device = device();
+    let records = wangge_core::demo::generate_grid(
+        &grid_code(),
+        &wangge_core::demo::DemoOptions { households: 20, organizations: 2, components: 2, ..Default::default() },
+    );
+    let first = device.store.import(&grid_code(), &records).unwrap();
+    let (resident, _) = records.residents[0];
+    device
+        .store
+        .update_resident(resident, ResidentPatch { relation: Some(Relation::Lodger), ..Default::default() })
+        .unwrap();
+    let pending = device.store.pending_changes().unwrap();
+    let second = device.store.import(&grid_code(), &records).unwrap();
+    assert_eq!(second.n_records, 0);
+    assert_eq!(second.n_skipped, first.n_records);
+    assert_eq!(device.store.resident(resident).unwrap().relation, Relation::Lodger);
+    assert_eq!(device.store.pending_changes().unwrap(), pending);
+}
+
+#[test]
+fn clearing_a_sensitive_field_without_the_sensitive_document_is_refused() {
+    let device = device_with(false);
+    let building = device.store.add_building(&grid_code(), new_building("3栋")).unwrap();
+    let household = device.store.add_household(&grid_code(), new_household(building, "101")).unwrap();
+    let mut resident = new_resident(household, "王芳", Relation::Head);
+    resident.id_number = None;
+    resident.phone = None;
+    resident.tags.clear();
+    let id = device.store.add_resident(&grid_code(), resident).unwrap();
+    let error =
+        device.store.update_resident(id, ResidentPatch { phone: Some(None), ..Default::default() }).unwrap_err();
+    assert!(matches!(error, Error::NoSensitiveAccess { .. }), "{error}");
+}
