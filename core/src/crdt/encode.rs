@@ -353,3 +353,41 @@ pub(crate) fn archive(archive: &Archive) -> (RecordRef, Edit) {
         }
     }
 }
+
+/// Checks that `value` is something `field` of a `kind` record can hold, with the same
+/// validated types the typed API uses. Guards writes that arrive as stored values
+/// (resolving a conflict), so that no replica ever stores what it cannot read back.
+pub(crate) fn check_stored(kind: RecordKind, field: &'static str, value: &ScalarValue) -> Result<(), InvalidField> {
+    let invalid = || InvalidField::new(field, Invalid::Rule("not a value this field can hold"));
+    let known = |found: bool| if found { Ok(()) } else { Err(invalid()) };
+    if let ScalarValue::Int(n) = value {
+        return known(matches!(field, "floors" | "units") && u16::try_from(*n).is_ok());
+    }
+    let ScalarValue::Str(text) = value else { return Err(invalid()) };
+    let text = text.as_str();
+    let id = |text: &str| uuid::Uuid::parse_str(text).is_ok();
+    match (kind, field) {
+        (RecordKind::Resident, "name") | (_, "contact_name") => PersonName::parse(text).map(drop),
+        (_, "name") => Label::parse(text).map(drop),
+        (_, "address") => Address::parse(text).map(drop),
+        (_, "room") => Room::parse(text).map(drop),
+        (_, "id_number") => IdNumber::parse(text).map(drop),
+        (_, "phone" | "contact_phone") => Phone::parse(text).map(drop),
+        (_, "uscc") => Uscc::parse(text).map(drop),
+        (_, "subclass") => ComponentSubclass::parse(text).map(drop),
+        (_, "location") => known(decode_location(text).is_some()),
+        (_, "birth_date") => known(decode_date(text).is_some()),
+        (_, "building" | "household") => known(id(text)),
+        (_, "usage") => known(BuildingUse::from_code(text).is_some()),
+        (_, "residence_type") => known(ResidenceType::from_code(text).is_some()),
+        (_, "gender") => known(Gender::from_code(text).is_some()),
+        (_, "relation") => known(Relation::from_code(text).is_some()),
+        (_, "kind") => known(OrganizationKind::from_code(text).is_some()),
+        (_, "state") => known(ComponentState::from_code(text).is_some()),
+        (RecordKind::Resident, "status") => known(decode_resident_status(text).is_some()),
+        (RecordKind::Household, "status") => known(decode_household_status(text).is_some()),
+        (RecordKind::Building, "status") => known(decode_building_status(text).is_some()),
+        (RecordKind::Organization, "status") => known(decode_organization_status(text).is_some()),
+        _ => Err(invalid()),
+    }
+}

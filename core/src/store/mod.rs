@@ -95,14 +95,13 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         schema::check_existing(&path)?;
         let mut conn = Connection::open(&path)?;
-        let configured = schema::configure(&conn).and_then(|()| schema::migrate(&mut conn));
-        if let Err(Error::Sql(error)) = &configured
-            && error.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase)
-        {
-            drop(conn);
-            return schema::check_existing(&path).and(Err(Error::document("store", "unreadable")));
+        if let Err(error) = schema::configure(&conn).and_then(|()| schema::migrate(&mut conn)) {
+            if schema::is_unreadable(&error) {
+                drop(conn);
+                return Err(Error::Corrupt { moved_to: schema::set_aside(&path)? });
+            }
+            return Err(error);
         }
-        configured?;
         let actor = device_actor(&conn)?;
         let reader = Connection::open_with_flags(
             &path,
@@ -415,11 +414,17 @@ impl Store {
     }
 
     /// Resolves a conflict by writing `value` (one of the conflicting values, or a new
-    /// one in the same stored form) as this device; the write supersedes all of them.
+    /// one in the same stored form) as this device; the write supersedes all of them. The
+    /// value is validated like any capture; an ID number also sets gender and birth date.
     pub fn resolve_conflict(&self, record: RecordRef, field: &str, value: ScalarValue) -> Result<()> {
         let spec = crdt::field_spec(record.kind(), field)
             .filter(|spec| spec.kind != FieldKind::Tags)
             .ok_or_else(|| Error::UnknownField { record, field: field.to_owned() })?;
+        crdt::check_stored(record.kind(), spec.key, &value)?;
+        if let (RecordRef::Resident(id), "id_number", ScalarValue::Str(text)) = (record, spec.key, &value) {
+            let id_number = IdNumber::parse(text)?;
+            return self.update_resident(id, ResidentPatch { id_number: Some(Some(id_number)), ..Default::default() });
+        }
         let edit = Edit::Put(spec.key, value);
         let write = match spec.doc {
             DocKind::Register => RecordWrite { register: vec![edit], sensitive: Vec::new() },

@@ -359,7 +359,9 @@ fn search_table(kind: RecordKind) -> Option<&'static str> {
 
 fn insert_search(tx: &Transaction<'_>, kind: RecordKind, rowid: i64, text: &str) -> Result<()> {
     if let Some(search) = search_table(kind) {
-        let grams = text.split('\n').map(bigrams).collect::<Vec<_>>().join(" ");
+        // A separator token between parts (address, room, name) keeps a phrase from
+        // matching across them; no query produces it (it is not alphanumeric).
+        let grams = text.split('\n').map(bigrams).collect::<Vec<_>>().join(PART_SEPARATOR);
         tx.prepare_cached(&format!("INSERT INTO {search} (rowid, grams) VALUES (?1, ?2)"))?
             .execute(params![rowid, grams])?;
     }
@@ -372,6 +374,9 @@ fn delete_search(tx: &Transaction<'_>, kind: RecordKind, rowid: i64) -> Result<(
     }
     Ok(())
 }
+
+/// Between the pairs of two parts of a record's text: a private-use character as a token.
+const PART_SEPARATOR: &str = " \u{E000} ";
 
 fn search_chars(text: &str) -> Vec<char> {
     text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()

@@ -367,18 +367,31 @@ impl super::Store {
         let sql;
         let param: String;
         if digits && query.len() >= 4 {
-            let tail: String = query.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-            let tail = tail.to_uppercase();
-            param = query.to_uppercase();
-            // The tail index narrows to a handful of rows; the suffix check makes longer
-            // inputs exact. A whole number is its own suffix.
-            sql = hits_sql(&format!(
-                "SELECT r.rowid FROM resident_details d JOIN residents r ON r.id = d.resident_id
-                 WHERE d.phone_tail = '{tail}' AND replace(d.phone, '-', '') LIKE '%' || ?1
+            let query = query.to_uppercase();
+            let tail: String = query.chars().skip(query.chars().count() - 4).collect();
+            // The tail indexes narrow to a handful of rows; their numbers are then compared
+            // in full (a landline's extension is not part of the number searched).
+            let mut candidates: Vec<i64> = Vec::new();
+            let mut statement = conn.prepare_cached(
+                "SELECT r.rowid, d.phone, d.id_number FROM resident_details d JOIN residents r ON r.id = d.resident_id
+                 WHERE d.phone_tail = ?1
                  UNION
-                 SELECT r.rowid FROM resident_details d JOIN residents r ON r.id = d.resident_id
-                 WHERE d.id_tail = '{tail}' AND d.id_number LIKE '%' || ?1"
-            ));
+                 SELECT r.rowid, d.phone, d.id_number FROM resident_details d JOIN residents r ON r.id = d.resident_id
+                 WHERE d.id_tail = ?1",
+            )?;
+            let mut rows = statement.query([&tail])?;
+            while let Some(row) = rows.next()? {
+                let phone: Option<String> = row.get(1)?;
+                let id_number: Option<String> = row.get(2)?;
+                let phone_matches = phone
+                    .and_then(|phone| Phone::parse(&phone).ok())
+                    .is_some_and(|phone| phone.digits().ends_with(&query));
+                if phone_matches || id_number.is_some_and(|id_number| id_number.ends_with(&query)) {
+                    candidates.push(row.get(0)?);
+                }
+            }
+            param = serde_json::to_string(&candidates).unwrap_or_else(|_| "[]".to_owned());
+            sql = hits_sql("SELECT value FROM json_each(?1)");
         } else if let Some(phrase) = fragment_phrase(query) {
             param = phrase;
             sql = hits_sql(

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags, Transaction};
+use rusqlite::{Connection, Transaction};
 
 use crate::{Error, Result};
 
@@ -15,24 +15,47 @@ const UPGRADE_FROM_1: &str = include_str!("sql/upgrade_from_1.sql");
 #[cfg(test)]
 pub(crate) const SCHEMA_V1: &str = include_str!("sql/v1.sql");
 
-/// Checks an existing file before anything writes to it. Reading the version changes
-/// nothing on disk (unlike switching the journal mode), so a newer store stays as it was.
+/// Checks an existing file before anything opens it: the 100-byte SQLite header says
+/// whether it is a database and which schema version it holds (`user_version`, bytes
+/// 60–63). Reading it with plain file I/O leaves a newer store exactly as it was — even
+/// a read-only SQLite connection would create `-wal` and `-shm` files beside it.
 pub(crate) fn check_existing(path: &Path) -> Result<()> {
-    if !path.exists() {
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let header = match std::fs::File::open(path) {
+        Ok(file) => {
+            let mut header = Vec::with_capacity(100);
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, 100), &mut header)?;
+            header
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error.into()),
+    };
+    if header.is_empty() {
         return Ok(());
     }
-    let probe = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .and_then(|conn| conn.query_row("PRAGMA user_version", [], |row| row.get::<_, u32>(0)));
-    match probe {
-        Ok(found) if found > SCHEMA_VERSION => Err(Error::IncompatibleVersion { found, supported: SCHEMA_VERSION }),
-        Ok(_) => Ok(()),
-        Err(error) if is_not_a_database(&error) => Err(Error::Corrupt { moved_to: move_aside(path)? }),
-        Err(error) => Err(error.into()),
+    if header.len() < 100 || &header[..16] != MAGIC {
+        return Err(Error::Corrupt { moved_to: move_aside(path)? });
     }
+    let found = u32::from_be_bytes([header[60], header[61], header[62], header[63]]);
+    if found > SCHEMA_VERSION {
+        return Err(Error::IncompatibleVersion { found, supported: SCHEMA_VERSION });
+    }
+    Ok(())
 }
 
-fn is_not_a_database(error: &rusqlite::Error) -> bool {
-    matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
+pub(crate) fn is_unreadable(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Sql(error) if matches!(
+            error.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+        )
+    )
+}
+
+/// Moves an unreadable store aside (after SQLite found it damaged past its header).
+pub(crate) fn set_aside(path: &Path) -> Result<PathBuf> {
+    move_aside(path)
 }
 
 /// Renames an unreadable store (and its -wal and -shm files) aside: it may hold the only

@@ -267,3 +267,33 @@ fn sensitive_edit_concurrent_with_an_erase_is_purged() {
     }
     assert_eq!(projection_dump(&a.store), projection_dump(&b.store));
 }
+
+/// Regression: resolving with a value the field cannot hold made the record unreadable
+/// on every replica.
+#[test]
+fn resolving_with_an_invalid_value_is_refused_and_the_record_stays_readable() {
+    let (a, _b, resident) = two_devices();
+    let record = RecordRef::Resident(resident);
+    for (field, value) in [
+        ("status", ScalarValue::Str("bogus".into())),
+        ("relation", ScalarValue::Str("boss".into())),
+        ("id_number", ScalarValue::Str("440703196803121230".into())),
+        ("phone", ScalarValue::Int(13800000000)),
+    ] {
+        let error = a.store.resolve_conflict(record, field, value).unwrap_err();
+        assert!(matches!(&error, Error::Invalid(invalid) if invalid.field == field), "{field}: {error}");
+    }
+    assert!(a.store.resident(resident).is_ok());
+}
+
+#[test]
+fn resolving_an_id_number_conflict_derives_gender_and_birth_date() {
+    let (a, _b, resident) = two_devices();
+    let female = id_number("1970-07-01", 124);
+    a.store
+        .resolve_conflict(RecordRef::Resident(resident), "id_number", ScalarValue::Str(female.as_str().into()))
+        .unwrap();
+    let resolved = a.store.resident(resident).unwrap();
+    assert_eq!(resolved.gender, Some(Gender::Female));
+    assert_eq!(resolved.sensitive.unwrap().birth_date, Some(date("1970-07-01")));
+}

@@ -11,6 +11,7 @@ fn store_written_by_a_newer_version_is_refused_and_untouched() {
     let path = dir.path().join("wangge.db");
     {
         let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         conn.execute_batch("CREATE TABLE future (x); INSERT INTO future VALUES (1);").unwrap();
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
     }
@@ -21,7 +22,9 @@ fn store_written_by_a_newer_version_is_refused_and_untouched() {
         "{error}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), before);
+    // Not even a read-only connection was opened: it would have made these.
     assert!(!dir.path().join("wangge.db-wal").exists());
+    assert!(!dir.path().join("wangge.db-shm").exists());
 }
 
 #[test]

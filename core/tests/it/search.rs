@@ -100,3 +100,43 @@ fn fts_syntax_in_a_query_is_just_text() {
     check(&device.store, "NEAR(秀英)", &[]);
     check(&device.store, "秀英*", &["陈秀英", "欧阳秀英"]);
 }
+
+/// Regression: a landline with an extension was not found by the last digits of its number.
+#[test]
+fn landline_with_extension_is_found_by_its_number_not_its_extension() {
+    let device = populated();
+    let id = device.store.search_residents("李明", 1).unwrap()[0].id;
+    let landline = Phone::parse("0755-62345678-801").unwrap();
+    device.store.update_resident(id, ResidentPatch { phone: Some(Some(landline)), ..Default::default() }).unwrap();
+    check(&device.store, "5678", &["陈秀英", "李明"]);
+    check(&device.store, "62345678", &["李明"]);
+    check(&device.store, "075562345678", &["李明"]);
+    check(&device.store, "5678801", &[]);
+}
+
+/// Rare name characters (CJK Extension G, Unicode 13) are letters like any other.
+#[test]
+fn names_with_rare_characters_are_found() {
+    let device = populated();
+    let household = device.store.list_households(&grid_code()).unwrap()[0].id;
+    let mut resident = new_resident(household, "王\u{30000}明", Relation::Other);
+    resident.id_number = Some(id_number("1985-02-03", 411));
+    device.store.add_resident(&grid_code(), resident).unwrap();
+    check(&device.store, "\u{30000}明", &["王\u{30000}明"]);
+    check(&device.store, "王\u{30000}", &["王\u{30000}明"]);
+}
+
+#[test]
+fn a_phrase_does_not_match_across_address_and_building_name() {
+    let device = device();
+    let mut building = new_building("2栋");
+    // The address ends in "2栋" and the name starts with "栋楼": "2栋楼" is in neither.
+    building.address = Address::parse("江门市蓬江区港口路18号2栋").unwrap();
+    building.name = Label::parse("栋楼A").unwrap();
+    let building = device.store.add_building(&grid_code(), building).unwrap();
+    let household = device.store.add_household(&grid_code(), new_household(building, "101")).unwrap();
+    device.store.add_resident(&grid_code(), new_resident(household, "张三", Relation::Head)).unwrap();
+    check(&device.store, "栋楼", &["张三"]);
+    check(&device.store, "18号2栋", &["张三"]);
+    check(&device.store, "2栋楼", &[]);
+}
