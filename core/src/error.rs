@@ -24,6 +24,9 @@ pub enum Error {
     )]
     Corrupt { moved_to: PathBuf },
 
+    #[error("the store is already open in this process: use the one `Store` for it")]
+    AlreadyOpen,
+
     #[error("{record} not found")]
     NotFound { record: RecordRef },
 

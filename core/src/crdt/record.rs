@@ -225,14 +225,18 @@ pub struct ConflictValue {
 
 /// The fields of a record in this document that have more than one concurrent value.
 pub fn conflicts(doc: &mut AutoCommit, doc_kind: DocKind, kind: RecordKind, id: &str) -> Vec<FieldConflict> {
-    let (obj, keyed): (Option<ObjId>, fn(&str, &str) -> String) = match doc_kind {
-        DocKind::Register => (record_obj(doc, kind, id), |_, field| field.to_owned()),
-        DocKind::Sensitive => (container(doc, kind), flat_key),
+    let obj = match doc_kind {
+        DocKind::Register => record_obj(doc, kind, id),
+        DocKind::Sensitive => container(doc, kind),
     };
     let Some(obj) = obj else { return Vec::new() };
+    let keyed = |field: &str| match doc_kind {
+        DocKind::Register => field.to_owned(),
+        DocKind::Sensitive => flat_key(id, field),
+    };
     let mut found = Vec::new();
     for spec in fields_of(kind).iter().filter(|spec| spec.doc == doc_kind && spec.kind != FieldKind::Tags) {
-        let Ok(values) = doc.get_all(&obj, keyed(id, spec.key).as_str()) else { continue };
+        let Ok(values) = doc.get_all(&obj, keyed(spec.key).as_str()) else { continue };
         if values.len() < 2 {
             continue;
         }

@@ -52,6 +52,7 @@ pub struct OpenOptions {
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
+    _open: OpenFile,
     writer: Mutex<Writer>,
     reader: Mutex<Connection>,
     actor: ActorId,
@@ -93,6 +94,7 @@ impl Store {
     /// aside and reported ([`Error::Corrupt`]), never deleted.
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
+        let open = OpenFile::claim(&path)?;
         schema::check_existing(&path)?;
         let mut conn = Connection::open(&path)?;
         if let Err(error) = schema::configure(&conn).and_then(|()| schema::migrate(&mut conn)) {
@@ -111,6 +113,7 @@ impl Store {
         reader.set_prepared_statement_cache_capacity(schema::STATEMENT_CACHE_CAPACITY);
         Ok(Store {
             path,
+            _open: open,
             writer: Mutex::new(Writer { conn, docs: HashMap::new(), n_chunks: HashMap::new() }),
             reader: Mutex::new(reader),
             actor,
@@ -510,6 +513,38 @@ impl Store {
     #[doc(hidden)]
     pub fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         Ok(f(&self.reader())?)
+    }
+}
+
+/// The files open as a `Store` in this process. A second `Store` on the same file would
+/// write from its own cached documents, and each would overwrite the other's changes.
+static OPEN_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// This process's claim on a store file, released when the `Store` is dropped.
+#[derive(Debug)]
+struct OpenFile(PathBuf);
+
+impl OpenFile {
+    fn claim(path: &Path) -> Result<OpenFile> {
+        // The directory is canonical (it exists); the file may not exist yet.
+        let directory = match path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            Some(parent) => parent.canonicalize()?,
+            None => std::env::current_dir()?,
+        };
+        let canonical = directory.join(path.file_name().unwrap_or(path.as_os_str()));
+        let mut open = OPEN_FILES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if open.contains(&canonical) {
+            return Err(Error::AlreadyOpen);
+        }
+        open.push(canonical.clone());
+        Ok(OpenFile(canonical))
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        let mut open = OPEN_FILES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        open.retain(|path| path != &self.0);
     }
 }
 

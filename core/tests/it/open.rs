@@ -75,3 +75,13 @@ fn store_opens_concurrently_read_while_writing() {
         writer.join().unwrap();
     });
 }
+
+#[test]
+fn a_store_already_open_in_this_process_cannot_be_opened_twice() {
+    let device = device();
+    let path = device.store.path().to_path_buf();
+    let error = Store::open(&path).unwrap_err();
+    assert!(matches!(error, Error::AlreadyOpen), "{error}");
+    drop(device.store);
+    Store::open(&path).unwrap();
+}
