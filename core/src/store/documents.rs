@@ -100,11 +100,14 @@ pub(crate) fn append(
     Ok(0)
 }
 
-/// Local changes not yet acknowledged by the server, over all documents.
+/// Local changes not yet acknowledged by the server, over all documents, with the
+/// changes pending captures will become.
 pub(crate) fn n_unacked(conn: &Connection) -> Result<u64> {
+    // One statement, one snapshot: a flush moving captures into chunks is seen whole or not.
     let n: i64 = conn.query_row(
         "SELECT (SELECT coalesce(sum(n_unacked_folded), 0) FROM documents)
-              + (SELECT coalesce(sum(n_unacked), 0) FROM document_chunks)",
+              + (SELECT coalesce(sum(n_unacked), 0) FROM document_chunks)
+              + (SELECT coalesce(sum(n_changes), 0) FROM pending_captures)",
         [],
         |row| row.get(0),
     )?;

@@ -20,10 +20,12 @@
 //! writer (with the loaded documents) and one reader — and never hands them out.
 
 mod documents;
+mod pending;
 mod projection;
 mod read;
 mod schema;
 
+use pending::{Op, PendingWrite};
 use projection::Changed;
 
 pub use read::{HouseholdSummary, ResidentHit};
@@ -65,6 +67,8 @@ struct Writer {
     docs: HashMap<DocId, AutoCommit>,
     /// The number of chunks of each loaded document, kept beside it.
     n_chunks: HashMap<DocId, i64>,
+    /// Whether `pending_captures` may hold rows (true until a flush finds it empty).
+    maybe_pending: bool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -114,7 +118,7 @@ impl Store {
         Ok(Store {
             path,
             _open: open,
-            writer: Mutex::new(Writer { conn, docs: HashMap::new(), n_chunks: HashMap::new() }),
+            writer: Mutex::new(Writer { conn, docs: HashMap::new(), n_chunks: HashMap::new(), maybe_pending: true }),
             reader: Mutex::new(reader),
             actor,
             code_format: options.code_format,
@@ -205,11 +209,32 @@ impl Store {
         read::grid_of(&self.reader(), record)?.ok_or(Error::NotFound { record })
     }
 
-    /// Runs one capture: everything `f` writes becomes automerge changes authored by this
-    /// device, projected and committed in one SQLite transaction, or nothing at all.
+    /// Runs one local capture: everything `f` writes is validated against the projection,
+    /// projected, and committed with the capture's edits as one pending capture, in one
+    /// SQLite transaction, or nothing at all. [`Store::flush`] makes the automerge changes.
     fn capture<T>(&self, target: Target<'_>, f: impl FnOnce(&mut Capture<'_, '_>) -> Result<T>) -> Result<T> {
         let mut writer = self.writer();
-        let Writer { conn, docs, n_chunks } = &mut *writer;
+        writer.maybe_pending = true;
+        self.run(&mut writer, target, Mode::Deferred(Vec::new()), f)
+    }
+
+    /// Runs `f` on the documents themselves (imports, merges): automerge changes, their
+    /// chunks and the projection they imply commit in one SQLite transaction. Pending
+    /// captures become changes first, so that they keep their place in history.
+    fn capture_direct<T>(&self, target: Target<'_>, f: impl FnOnce(&mut Capture<'_, '_>) -> Result<T>) -> Result<T> {
+        let mut writer = self.writer();
+        self.flush_pending(&mut writer)?;
+        self.run(&mut writer, target, Mode::Direct, f)
+    }
+
+    fn run<T>(
+        &self,
+        writer: &mut Writer,
+        target: Target<'_>,
+        mode: Mode,
+        f: impl FnOnce(&mut Capture<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        let Writer { conn, docs, n_chunks, .. } = writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let grid = match target {
             Target::Grid(grid) => grid.to_owned(),
@@ -221,6 +246,7 @@ impl Store {
             n_chunks,
             actor: &self.actor,
             grid,
+            mode,
             touched: BTreeMap::new(),
             dirty: BTreeSet::new(),
             n_changes: 0,
@@ -233,6 +259,61 @@ impl Store {
             for id in dirty {
                 docs.remove(&id);
                 n_chunks.remove(&id);
+            }
+        }
+        result
+    }
+
+    /// Makes the pending captures into automerge changes (one per capture and document,
+    /// with the capture's time), in one transaction. Every operation that reads or merges
+    /// documents does this first; an app may also call it when idle.
+    pub fn flush(&self) -> Result<()> {
+        let mut writer = self.writer();
+        self.flush_pending(&mut writer)
+    }
+
+    fn flush_pending(&self, writer: &mut Writer) -> Result<()> {
+        if !writer.maybe_pending {
+            return Ok(());
+        }
+        let Writer { conn, docs, n_chunks, maybe_pending } = writer;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut dirty = BTreeSet::new();
+        let result = (|| {
+            let rows: Vec<(String, i64, String)> = tx
+                .prepare_cached("SELECT grid_code, time_ms, writes FROM pending_captures ORDER BY seq")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            for (grid, time_ms, writes) in rows {
+                let writes: Vec<PendingWrite> =
+                    serde_json::from_str(&writes).map_err(|error| Error::document("pending capture", error))?;
+                let mut capture = Capture {
+                    tx: &tx,
+                    docs: &mut *docs,
+                    n_chunks: &mut *n_chunks,
+                    actor: &self.actor,
+                    grid,
+                    mode: Mode::Replay { time_ms },
+                    touched: BTreeMap::new(),
+                    dirty: BTreeSet::new(),
+                    n_changes: 0,
+                };
+                let replayed =
+                    writes.iter().try_for_each(|write| capture.replay(write)).and_then(|()| capture.finish());
+                dirty.append(&mut capture.dirty);
+                replayed?;
+            }
+            tx.execute("DELETE FROM pending_captures", [])?;
+            Ok(())
+        })();
+        let result = result.and_then(|()| tx.commit().map_err(Error::from));
+        match result {
+            Ok(()) => *maybe_pending = false,
+            Err(_) => {
+                for id in dirty {
+                    docs.remove(&id);
+                    n_chunks.remove(&id);
+                }
             }
         }
         result
@@ -351,7 +432,7 @@ impl Store {
     /// single edits stay small. Records already present are left as they are (counted as
     /// skipped): importing the same file twice changes nothing.
     pub fn import(&self, grid: &GridCode, records: &GridRecords) -> Result<ImportSummary> {
-        self.capture(Target::Grid(grid.as_str()), |capture| {
+        self.capture_direct(Target::Grid(grid.as_str()), |capture| {
             let mut summary = ImportSummary::default();
             for (id, building) in &records.buildings {
                 capture.import_one(RecordRef::Building(*id), &crdt::new_building(building), &mut summary)?;
@@ -404,6 +485,7 @@ impl Store {
     pub fn conflicts(&self, record: RecordRef) -> Result<Vec<FieldConflict>> {
         let grid = self.grid_of(record)?;
         let mut writer = self.writer();
+        self.flush_pending(&mut writer)?;
         let Writer { conn, docs, .. } = &mut *writer;
         let id = record.uuid().hyphenated().to_string();
         let mut found = Vec::new();
@@ -439,6 +521,7 @@ impl Store {
     /// The current heads of a document on this device.
     pub fn heads(&self, doc: &DocId) -> Result<Vec<ChangeHash>> {
         let mut writer = self.writer();
+        self.flush_pending(&mut writer)?;
         let Writer { conn, docs, .. } = &mut *writer;
         let loaded =
             loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
@@ -450,6 +533,7 @@ impl Store {
     /// otherwise answer with the whole history.
     pub fn changes_since(&self, doc: &DocId, heads: &[ChangeHash]) -> Result<Vec<Vec<u8>>> {
         let mut writer = self.writer();
+        self.flush_pending(&mut writer)?;
         let Writer { conn, docs, .. } = &mut *writer;
         let loaded =
             loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
@@ -465,12 +549,13 @@ impl Store {
         for bytes in changes {
             decoded.push(automerge::Change::from_bytes(bytes.clone()).map_err(|error| Error::document(doc, error))?);
         }
-        self.capture(Target::Grid(&doc.grid), |capture| capture.apply(doc, decoded))
+        self.capture_direct(Target::Grid(&doc.grid), |capture| capture.apply(doc, decoded))
     }
 
     /// Rebuilds the whole projection from the documents.
     pub fn rebuild_projection(&self) -> Result<()> {
         let mut writer = self.writer();
+        self.flush_pending(&mut writer)?;
         let Writer { conn, docs, .. } = &mut *writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let grids: Vec<String> = tx
@@ -490,7 +575,8 @@ impl Store {
         Ok(())
     }
 
-    /// Local changes not yet acknowledged by the sync server, over all documents.
+    /// Local changes not yet acknowledged by the sync server, over all documents
+    /// (captures not yet made into changes included).
     pub fn pending_changes(&self) -> Result<u64> {
         documents::n_unacked(&self.reader())
     }
@@ -498,6 +584,7 @@ impl Store {
     /// The full saved form of a document (what a first sync would send).
     pub fn document_bytes(&self, doc: &DocId) -> Result<Vec<u8>> {
         let mut writer = self.writer();
+        self.flush_pending(&mut writer)?;
         let Writer { conn, docs, .. } = &mut *writer;
         let loaded =
             loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
@@ -596,14 +683,27 @@ fn n_chunks(tx: &Transaction<'_>, cache: &mut HashMap<DocId, i64>, id: &DocId) -
     Ok(n)
 }
 
-/// One capture in progress: open automerge transactions on the grid's documents, and the
-/// records to re-project when it ends.
+/// How a capture reaches the documents.
+#[derive(Debug)]
+enum Mode {
+    /// A local capture: validated against and projected into the projection, its edits
+    /// kept as one pending capture.
+    Deferred(Vec<PendingWrite>),
+    /// Straight into the documents, the projection following from them (imports, merges).
+    Direct,
+    /// A pending capture made into changes: the projection already shows it.
+    Replay { time_ms: i64 },
+}
+
+/// One capture in progress: its writes (pending, or open automerge transactions on the
+/// grid's documents), and the records to re-project when it ends.
 struct Capture<'c, 'tx> {
     tx: &'c Transaction<'tx>,
     docs: &'c mut HashMap<DocId, AutoCommit>,
     n_chunks: &'c mut HashMap<DocId, i64>,
     actor: &'c ActorId,
     grid: String,
+    mode: Mode,
     touched: BTreeMap<(RecordKind, String), Changed>,
     dirty: BTreeSet<DocId>,
     n_changes: usize,
@@ -621,6 +721,13 @@ impl Capture<'_, '_> {
 
     fn require(&mut self, record: RecordRef) -> Result<()> {
         let id = record.uuid().hyphenated().to_string();
+        if let Mode::Deferred(_) = self.mode {
+            return if projection::row_exists(self.tx, record.kind(), &id)? {
+                Ok(())
+            } else {
+                Err(Error::NotFound { record })
+            };
+        }
         let grid = self.grid.clone();
         let doc = self.doc(DocKind::Register)?.ok_or(Error::UnknownGrid { grid })?;
         if crdt::record_exists(doc, DocKind::Register, record.kind(), &id) {
@@ -649,6 +756,9 @@ impl Capture<'_, '_> {
     }
 
     fn write(&mut self, record: RecordRef, write: &RecordWrite, create: bool) -> Result<()> {
+        if let Mode::Deferred(_) = self.mode {
+            return self.write_deferred(record, write, create);
+        }
         let id = record.uuid().hyphenated().to_string();
         let kind = record.kind();
         let grid = self.grid.clone();
@@ -658,7 +768,7 @@ impl Capture<'_, '_> {
                 return Err(if create { Error::AlreadyExists { record } } else { Error::NotFound { record } });
             }
             self.dirty.insert(self.doc_id(DocKind::Register));
-            self.project(DocKind::Register, kind, &id, create, &write.register)?;
+            self.mark(kind, &id, Changed::Register);
         }
         // An update that writes only sensitive fields needs no register lookup: the record
         // was found in the projection, which mirrors the register.
@@ -673,7 +783,7 @@ impl Capture<'_, '_> {
             Some(sensitive) => {
                 crdt::apply_edits(sensitive, DocKind::Sensitive, kind, &id, false, &write.sensitive)?;
                 self.dirty.insert(self.doc_id(DocKind::Sensitive));
-                self.project(DocKind::Sensitive, kind, &id, create, &write.sensitive)?;
+                self.mark(kind, &id, Changed::Sensitive);
             }
             None if writes_sensitive => return Err(Error::NoSensitiveAccess { grid }),
             None => {}
@@ -681,13 +791,72 @@ impl Capture<'_, '_> {
         Ok(())
     }
 
-    /// Projects a local write: an update straight from its edits when it can, otherwise
-    /// (new records, search fields) by rereading the record when the capture ends.
-    fn project(&mut self, doc_kind: DocKind, kind: RecordKind, id: &str, created: bool, edits: &[Edit]) -> Result<()> {
-        let pending = self.touched.contains_key(&(kind, id.to_owned()));
-        if created || pending || !projection::project_edits(self.tx, doc_kind, kind, id, edits)? {
-            self.mark(kind, id, Changed::of(doc_kind));
+    /// A local write: checked against the projection, projected from its edits, and kept
+    /// as part of the pending capture.
+    fn write_deferred(&mut self, record: RecordRef, write: &RecordWrite, create: bool) -> Result<()> {
+        let id = record.uuid().hyphenated().to_string();
+        let kind = record.kind();
+        if !documents::exists(self.tx, &self.doc_id(DocKind::Register))? {
+            return Err(Error::UnknownGrid { grid: self.grid.clone() });
         }
+        match (projection::row_exists(self.tx, kind, &id)?, create) {
+            (true, true) => return Err(Error::AlreadyExists { record }),
+            (false, false) => return Err(Error::NotFound { record }),
+            _ => {}
+        }
+        let op = if create { Op::Create } else { Op::Update };
+        let mut writes = Vec::new();
+        if create || !write.register.is_empty() {
+            writes.push(PendingWrite::new(DocKind::Register, kind, &id, op, &write.register)?);
+            projection::project_local(self.tx, &self.grid, DocKind::Register, kind, &id, create, &write.register)?;
+        }
+        if DocKind::Sensitive.record_kinds().contains(&kind) && (create || !write.sensitive.is_empty()) {
+            // On creation, deleting an absent value is no information: a device without the
+            // sensitive document may still create residents, as long as it writes nothing
+            // sensitive. Any sensitive edit of an existing record needs the document.
+            let writes_sensitive = !create || write.sensitive.iter().any(|edit| !matches!(edit, Edit::Delete(_)));
+            if documents::exists(self.tx, &self.doc_id(DocKind::Sensitive))? {
+                writes.push(PendingWrite::new(DocKind::Sensitive, kind, &id, op, &write.sensitive)?);
+                projection::project_local(
+                    self.tx,
+                    &self.grid,
+                    DocKind::Sensitive,
+                    kind,
+                    &id,
+                    create,
+                    &write.sensitive,
+                )?;
+            } else if writes_sensitive {
+                return Err(Error::NoSensitiveAccess { grid: self.grid.clone() });
+            }
+        }
+        if let Mode::Deferred(pending) = &mut self.mode {
+            pending.extend(writes);
+        }
+        Ok(())
+    }
+
+    /// Makes one write of a pending capture into operations on its document. The record is
+    /// where the capture found it: nothing merges between a capture and its replay.
+    fn replay(&mut self, write: &PendingWrite) -> Result<()> {
+        let doc_kind = write.doc_kind()?;
+        let kind = write.record_kind()?;
+        let edits = write.edits()?;
+        let id = self.doc_id(doc_kind);
+        let grid = self.grid.clone();
+        let doc = self.doc(doc_kind)?.ok_or(Error::UnknownGrid { grid })?;
+        match write.op {
+            Op::Create => {
+                crdt::apply_edits(doc, doc_kind, kind, &write.id, doc_kind == DocKind::Register, &edits)?;
+            }
+            Op::Update => {
+                crdt::apply_edits(doc, doc_kind, kind, &write.id, false, &edits)?;
+            }
+            Op::Erase => {
+                crdt::delete_record(doc, doc_kind, kind, &write.id)?;
+            }
+        }
+        self.dirty.insert(id);
         Ok(())
     }
 
@@ -698,6 +867,22 @@ impl Capture<'_, '_> {
 
     fn erase(&mut self, record: RecordRef) -> Result<()> {
         let id = record.uuid().hyphenated().to_string();
+        if let Mode::Deferred(_) = self.mode {
+            if !projection::row_exists(self.tx, record.kind(), &id)? {
+                return Err(Error::NotFound { record });
+            }
+            let mut writes = vec![PendingWrite::new(DocKind::Register, record.kind(), &id, Op::Erase, &[])?];
+            if DocKind::Sensitive.record_kinds().contains(&record.kind())
+                && documents::exists(self.tx, &self.doc_id(DocKind::Sensitive))?
+            {
+                writes.push(PendingWrite::new(DocKind::Sensitive, record.kind(), &id, Op::Erase, &[])?);
+            }
+            projection::project_erase(self.tx, record.kind(), &id)?;
+            if let Mode::Deferred(pending) = &mut self.mode {
+                pending.extend(writes);
+            }
+            return Ok(());
+        }
         let grid = self.grid.clone();
         let register = self.doc(DocKind::Register)?.ok_or(Error::UnknownGrid { grid })?;
         if !crdt::delete_record(register, DocKind::Register, record.kind(), &id)? {
@@ -783,7 +968,10 @@ impl Capture<'_, '_> {
     /// Closes the open automerge transaction of every document written since the last
     /// call into one change each, and stores those changes.
     fn end_change(&mut self) -> Result<()> {
-        let time_ms = chrono::Utc::now().timestamp_millis();
+        let time_ms = match self.mode {
+            Mode::Replay { time_ms } => time_ms,
+            _ => chrono::Utc::now().timestamp_millis(),
+        };
         for kind in [DocKind::Register, DocKind::Sensitive] {
             let id = self.doc_id(kind);
             if self.docs.get_mut(&id).is_none_or(|doc| doc.pending_ops() == 0) {
@@ -801,6 +989,24 @@ impl Capture<'_, '_> {
     }
 
     fn finish(&mut self) -> Result<()> {
+        match &mut self.mode {
+            Mode::Deferred(pending) => {
+                if pending.is_empty() {
+                    return Ok(());
+                }
+                let n_changes = pending.iter().map(|write| write.doc.as_str()).collect::<BTreeSet<_>>().len();
+                let writes =
+                    serde_json::to_string(pending).map_err(|error| Error::document("pending capture", error))?;
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO pending_captures (grid_code, time_ms, writes, n_changes) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![self.grid, chrono::Utc::now().timestamp_millis(), writes, n_changes as i64])?;
+                return Ok(());
+            }
+            Mode::Replay { .. } => return self.end_change(),
+            Mode::Direct => {}
+        }
         let register_id = self.doc_id(DocKind::Register);
         let sensitive_id = self.doc_id(DocKind::Sensitive);
         // Projecting a resident reads both documents, whichever one changed.

@@ -149,17 +149,28 @@ fn project_details(tx: &Transaction<'_>, grid: &str, sensitive: &AutoCommit, kin
     }
 }
 
-/// Projects a local update from its edits alone, without reading the document back:
-/// a local write supersedes every concurrent value, so the value it puts is the value
-/// the document shows. Returns `false` when the edits need the full [`project_record`]
-/// (a field that feeds search, or rows that do not exist yet).
-pub(crate) fn project_edits(
+/// Whether the projection has a row for the record.
+pub(crate) fn row_exists(tx: &Transaction<'_>, kind: RecordKind, id: &str) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1", table(kind)))?
+        .query_row([id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Projects a local write from its edits alone, without the document: a local write
+/// supersedes every concurrent value, so the values it puts are the values the document
+/// will show once the capture becomes a change. The rows are those [`project_record`]
+/// would write from the documents (tests compare both after every kind of capture).
+pub(crate) fn project_local(
     tx: &Transaction<'_>,
+    grid: &str,
     doc_kind: DocKind,
     kind: RecordKind,
     id: &str,
+    create: bool,
     edits: &[crdt::Edit],
-) -> Result<bool> {
+) -> Result<()> {
     use crdt::Edit;
     let mut columns: Vec<(&'static str, SqlValue)> = Vec::new();
     let mut tags: Vec<(&'static str, bool)> = Vec::new();
@@ -176,46 +187,106 @@ pub(crate) fn project_edits(
                 continue;
             }
         };
-        if search_columns(kind).contains(&key) {
-            return Ok(false);
-        }
         columns.retain(|(column, _)| *column != key);
         columns.push((key, value));
     }
+    match doc_kind {
+        DocKind::Register => project_local_row(tx, grid, kind, id, create, columns),
+        DocKind::Sensitive => project_local_details(tx, grid, id, columns, tags),
+    }
+}
+
+fn project_local_row(
+    tx: &Transaction<'_>,
+    grid: &str,
+    kind: RecordKind,
+    id: &str,
+    create: bool,
+    columns: Vec<(&'static str, SqlValue)>,
+) -> Result<()> {
+    let table = table(kind);
+    let text_sql = format!("SELECT {} FROM {table} WHERE rowid = ?1", search_text_sql(kind));
+    let (rowid, previous_text) = if create {
+        let names: Vec<&str> = columns.iter().map(|(column, _)| *column).collect();
+        let placeholders = (0..names.len()).map(|i| format!(", ?{}", i + 3)).collect::<String>();
+        let sql = format!(
+            "INSERT INTO {table} (id, grid_code{}) VALUES (?1, ?2{placeholders}) RETURNING rowid",
+            names.iter().map(|name| format!(", {name}")).collect::<String>()
+        );
+        let params = [SqlValue::Text(id.to_owned()), SqlValue::Text(grid.to_owned())]
+            .into_iter()
+            .chain(columns.into_iter().map(|(_, value)| value));
+        let rowid: i64 = tx.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(params), |row| row.get(0))?;
+        (rowid, None)
+    } else {
+        let rowid: i64 = tx
+            .prepare_cached(&format!("SELECT rowid FROM {table} WHERE id = ?1"))?
+            .query_row([id], |row| row.get(0))?;
+        let touches_search = columns.iter().any(|(column, _)| search_columns(kind).contains(column));
+        let previous_text: Option<Option<String>> = if touches_search {
+            Some(tx.prepare_cached(&text_sql)?.query_row([rowid], |row| row.get(0))?)
+        } else {
+            None
+        };
+        if !columns.is_empty() {
+            let set = columns.iter().enumerate().map(|(n, (column, _))| format!("{column} = ?{}", n + 2));
+            let sql = format!("UPDATE {table} SET {} WHERE rowid = ?1", set.collect::<Vec<_>>().join(", "));
+            let params = std::iter::once(SqlValue::Integer(rowid)).chain(columns.into_iter().map(|(_, value)| value));
+            tx.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params))?;
+        }
+        match previous_text {
+            Some(previous) => (rowid, Some(previous)),
+            None => return Ok(()),
+        }
+    };
+    // New rows, and rows whose searched fields changed, are (re)indexed.
+    let text: Option<String> = tx.prepare_cached(&text_sql)?.query_row([rowid], |row| row.get(0))?;
+    if let Some(previous) = previous_text {
+        if previous == text {
+            return Ok(());
+        }
+        delete_search(tx, kind, rowid)?;
+    }
+    if let Some(text) = text {
+        insert_search(tx, kind, rowid, &text)?;
+    }
+    Ok(())
+}
+
+/// A resident's details row exists exactly when its sensitive record holds a value or a
+/// tag (as [`project_record`] writes it from the document).
+fn project_local_details(
+    tx: &Transaction<'_>,
+    grid: &str,
+    id: &str,
+    mut columns: Vec<(&'static str, SqlValue)>,
+    tags: Vec<(&'static str, bool)>,
+) -> Result<()> {
     let text = |value: &SqlValue| match value {
         SqlValue::Text(text) => Some(text.clone()),
         _ => None,
     };
-    let (table, id_column) = match doc_kind {
-        DocKind::Register => (table(kind), "id"),
-        DocKind::Sensitive => {
-            // Derived columns follow their source.
-            let derived: Vec<(&'static str, SqlValue)> = columns
-                .iter()
-                .filter_map(|(column, value)| {
-                    let tail = match *column {
-                        "phone" => ("phone_tail", text(value).as_deref().and_then(phone_tail)),
-                        "id_number" => ("id_tail", text(value).as_deref().and_then(id_tail)),
-                        _ => return None,
-                    };
-                    Some((tail.0, tail.1.map(SqlValue::Text).unwrap_or(SqlValue::Null)))
-                })
-                .collect();
-            columns.extend(derived);
-            ("resident_details", "resident_id")
-        }
-    };
-    let n_rows = if columns.is_empty() {
-        tx.prepare_cached(&format!("SELECT count(*) FROM {table} WHERE {id_column} = ?1"))?
-            .query_row([id], |row| row.get::<_, i64>(0))?
-    } else {
+    // Derived columns follow their source.
+    let derived: Vec<(&'static str, SqlValue)> = columns
+        .iter()
+        .filter_map(|(column, value)| {
+            let tail = match *column {
+                "phone" => text(value).as_deref().and_then(phone_tail),
+                "id_number" => text(value).as_deref().and_then(id_tail),
+                _ => return None,
+            };
+            let name = if *column == "phone" { "phone_tail" } else { "id_tail" };
+            Some((name, tail.map(SqlValue::Text).unwrap_or(SqlValue::Null)))
+        })
+        .collect();
+    columns.extend(derived);
+    tx.prepare_cached("INSERT OR IGNORE INTO resident_details (resident_id, grid_code) VALUES (?1, ?2)")?
+        .execute(params![id, grid])?;
+    if !columns.is_empty() {
         let set = columns.iter().enumerate().map(|(n, (column, _))| format!("{column} = ?{}", n + 2));
-        let sql = format!("UPDATE {table} SET {} WHERE {id_column} = ?1", set.collect::<Vec<_>>().join(", "));
+        let sql = format!("UPDATE resident_details SET {} WHERE resident_id = ?1", set.collect::<Vec<_>>().join(", "));
         let params = std::iter::once(SqlValue::Text(id.to_owned())).chain(columns.into_iter().map(|(_, value)| value));
-        tx.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params))? as i64
-    };
-    if n_rows == 0 {
-        return Ok(false);
+        tx.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(params))?;
     }
     for (tag, present) in tags {
         let sql = if present {
@@ -225,7 +296,30 @@ pub(crate) fn project_edits(
         };
         tx.prepare_cached(sql)?.execute(params![id, tag])?;
     }
-    Ok(true)
+    tx.prepare_cached(
+        "DELETE FROM resident_details WHERE resident_id = ?1
+            AND id_number IS NULL AND phone IS NULL AND birth_date IS NULL
+            AND NOT EXISTS (SELECT 1 FROM resident_tags WHERE resident_id = ?1)",
+    )?
+    .execute([id])?;
+    Ok(())
+}
+
+/// Removes every row of an erased record.
+pub(crate) fn project_erase(tx: &Transaction<'_>, kind: RecordKind, id: &str) -> Result<()> {
+    let table = table(kind);
+    let rowid: Option<i64> = tx
+        .prepare_cached(&format!("SELECT rowid FROM {table} WHERE id = ?1"))?
+        .query_row([id], |row| row.get(0))
+        .optional()?;
+    if let Some(rowid) = rowid {
+        delete_search(tx, kind, rowid)?;
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE rowid = ?1"))?.execute([rowid])?;
+    }
+    if kind == RecordKind::Resident {
+        delete_details(tx, id)?;
+    }
+    Ok(())
 }
 
 /// The fields whose changes must go through the search indexes.

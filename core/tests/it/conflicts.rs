@@ -297,3 +297,20 @@ fn resolving_an_id_number_conflict_derives_gender_and_birth_date() {
     assert_eq!(resolved.gender, Some(Gender::Female));
     assert_eq!(resolved.sensitive.unwrap().birth_date, Some(date("1970-07-01")));
 }
+
+/// A capture is committed as a pending capture and made into an automerge change later;
+/// a merge arriving in between must still see the local edit as concurrent, not as later.
+#[test]
+fn a_merge_arriving_while_a_capture_is_pending_keeps_the_edits_concurrent() {
+    let (a, b, resident) = two_devices();
+    let [_, sensitive] = doc_ids();
+    let common = b.store.heads(&sensitive).unwrap();
+    let phone = |s: &str| ResidentPatch { phone: Some(Some(Phone::parse(s).unwrap())), ..Default::default() };
+    a.store.update_resident(resident, phone("13900000001")).unwrap(); // pending on A
+    b.store.update_resident(resident, phone("13900000002")).unwrap();
+    let from_b = b.store.changes_since(&sensitive, &common).unwrap();
+    a.store.apply_changes(&sensitive, &from_b).unwrap();
+    let conflicts = a.store.conflicts(RecordRef::Resident(resident)).unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0].values.len(), 2);
+}

@@ -330,3 +330,34 @@ fn clearing_a_sensitive_field_without_the_sensitive_document_is_refused() {
         device.store.update_resident(id, ResidentPatch { phone: Some(None), ..Default::default() }).unwrap_err();
     assert!(matches!(error, Error::NoSensitiveAccess { .. }), "{error}");
 }
+
+/// Captures survive a restart before they were made into changes, and the changes carry
+/// the time of the capture, not of the flush.
+#[test]
+fn pending_captures_survive_a_restart_and_keep_their_time() {
+    let device = device();
+    let (_, _, resident) = family(&device.store);
+    let before = chrono::Utc::now().timestamp_millis();
+    let phone = Phone::parse("13600000000").unwrap();
+    device
+        .store
+        .update_resident(resident, ResidentPatch { phone: Some(Some(phone.clone())), ..Default::default() })
+        .unwrap();
+    let after = chrono::Utc::now().timestamp_millis();
+    assert_eq!(device.store.pending_changes().unwrap(), 5);
+    let path = device.store.path().to_path_buf();
+    drop(device.store);
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.pending_changes().unwrap(), 5);
+    assert_eq!(store.resident(resident).unwrap().sensitive.unwrap().phone, Some(phone));
+    let [_, sensitive] = doc_ids();
+    let changes = store.changes_since(&sensitive, &[]).unwrap();
+    let last = automerge::Change::from_bytes(changes.last().unwrap().clone()).unwrap();
+    assert!((before..=after).contains(&last.timestamp()), "{} not in {before}..={after}", last.timestamp());
+    assert_eq!(last.actor_id().to_hex_string(), store.device_actor());
+    assert_eq!(store.pending_changes().unwrap(), 5);
+    let dump = projection_dump(&store);
+    store.rebuild_projection().unwrap();
+    assert_eq!(projection_dump(&store), dump);
+}
