@@ -14,6 +14,9 @@ pub enum Error {
     #[error(transparent)]
     Invalid(#[from] InvalidField),
 
+    #[error(transparent)]
+    Calendar(#[from] crate::calendar::CalendarError),
+
     #[error(
         "the store was written by a newer version of wangge (schema {found}, this version reads up to {supported}): update the app; the file was left untouched"
     )]

@@ -6,11 +6,13 @@
 //!   that every read uses.
 //! - [`demo`]: a deterministic generator of realistic grids.
 
+pub mod calendar;
 pub mod crdt;
 pub mod demo;
 mod error;
+pub mod incident;
 pub mod model;
 mod store;
 
 pub use error::{Error, Result};
-pub use store::{HouseholdSummary, ImportSummary, OpenOptions, ResidentHit, SCHEMA_VERSION, Store};
+pub use store::{FailedCapture, HouseholdSummary, ImportSummary, OpenOptions, ResidentHit, SCHEMA_VERSION, Store};

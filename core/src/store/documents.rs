@@ -107,7 +107,8 @@ pub(crate) fn n_unacked(conn: &Connection) -> Result<u64> {
     let n: i64 = conn.query_row(
         "SELECT (SELECT coalesce(sum(n_unacked_folded), 0) FROM documents)
               + (SELECT coalesce(sum(n_unacked), 0) FROM document_chunks)
-              + (SELECT coalesce(sum(n_changes), 0) FROM pending_captures)",
+              + (SELECT count(*) FROM pending_captures)
+              + (SELECT count(*) FROM failed_captures)",
         [],
         |row| row.get(0),
     )?;

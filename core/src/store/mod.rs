@@ -15,9 +15,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A capture is one SQLite transaction: the automerge change, its projection rows and
-//! the bookkeeping commit together or not at all. The store owns its connections — one
-//! writer (with the loaded documents) and one reader — and never hands them out.
+//! A capture is one SQLite transaction: its projection rows and its edits (a pending
+//! capture, see `pending.rs`) commit together or not at all; [`Store::flush`], which every
+//! read or merge of documents runs first, makes pending captures into automerge changes.
+//! The store owns its connections — one writer (with the loaded documents) and one reader
+//! — and never hands them out.
 
 mod documents;
 mod pending;
@@ -75,6 +77,15 @@ impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer").field("loaded_docs", &self.docs.len()).finish()
     }
+}
+
+/// A capture that could not be made into an automerge change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedCapture {
+    pub seq: i64,
+    pub grid: String,
+    pub time_ms: i64,
+    pub error: String,
 }
 
 /// What a bulk import wrote.
@@ -280,30 +291,53 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut dirty = BTreeSet::new();
         let result = (|| {
-            let rows: Vec<(String, i64, String)> = tx
-                .prepare_cached("SELECT grid_code, time_ms, writes FROM pending_captures ORDER BY seq")?
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+            let rows: Vec<(i64, String, i64, String)> = tx
+                .prepare_cached("SELECT seq, grid_code, time_ms, writes FROM pending_captures ORDER BY seq")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
                 .collect::<Result<_, _>>()?;
-            for (grid, time_ms, writes) in rows {
-                let writes: Vec<PendingWrite> =
-                    serde_json::from_str(&writes).map_err(|error| Error::document("pending capture", error))?;
-                let mut capture = Capture {
-                    tx: &tx,
-                    docs: &mut *docs,
-                    n_chunks: &mut *n_chunks,
-                    actor: &self.actor,
-                    grid,
-                    mode: Mode::Replay { time_ms },
-                    touched: BTreeMap::new(),
-                    dirty: BTreeSet::new(),
-                    n_changes: 0,
-                };
-                let replayed =
-                    writes.iter().try_for_each(|write| capture.replay(write)).and_then(|()| capture.finish());
-                dirty.append(&mut capture.dirty);
-                replayed?;
+            for (seq, grid, time_ms, writes) in rows {
+                // Each capture in its own savepoint: one that cannot be replayed is set
+                // aside (kept and reported), and the others flush past it.
+                tx.execute_batch("SAVEPOINT replay")?;
+                let mut replayed_docs = BTreeSet::new();
+                let replayed = (|| {
+                    let writes: Vec<PendingWrite> =
+                        serde_json::from_str(&writes).map_err(|error| Error::document("pending capture", error))?;
+                    let mut capture = Capture {
+                        tx: &tx,
+                        docs: &mut *docs,
+                        n_chunks: &mut *n_chunks,
+                        actor: &self.actor,
+                        grid: grid.clone(),
+                        mode: Mode::Replay { time_ms },
+                        touched: BTreeMap::new(),
+                        dirty: BTreeSet::new(),
+                        n_changes: 0,
+                    };
+                    let result =
+                        writes.iter().try_for_each(|write| capture.replay(write)).and_then(|()| capture.finish());
+                    replayed_docs.append(&mut capture.dirty);
+                    result
+                })();
+                match replayed {
+                    Ok(()) => {
+                        tx.execute_batch("RELEASE replay")?;
+                        dirty.append(&mut replayed_docs);
+                    }
+                    Err(error) => {
+                        tx.execute_batch("ROLLBACK TO replay; RELEASE replay")?;
+                        for id in &replayed_docs {
+                            docs.remove(id);
+                            n_chunks.remove(id);
+                        }
+                        tx.execute(
+                            "INSERT INTO failed_captures (seq, grid_code, time_ms, writes, error) VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![seq, grid, time_ms, writes, error.to_string()],
+                        )?;
+                    }
+                }
+                tx.execute("DELETE FROM pending_captures WHERE seq = ?1", [seq])?;
             }
-            tx.execute("DELETE FROM pending_captures", [])?;
             Ok(())
         })();
         let result = result.and_then(|()| tx.commit().map_err(Error::from));
@@ -317,6 +351,19 @@ impl Store {
             }
         }
         result
+    }
+
+    /// Captures that could not be made into changes (see `failed_captures` in the schema):
+    /// their time, grid and why. Their edits are kept in the store for export.
+    pub fn failed_captures(&self) -> Result<Vec<FailedCapture>> {
+        let conn = self.reader();
+        let mut statement = conn.prepare("SELECT seq, grid_code, time_ms, error FROM failed_captures ORDER BY seq")?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(FailedCapture { seq: row.get(0)?, grid: row.get(1)?, time_ms: row.get(2)?, error: row.get(3)? })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     pub fn add_building(&self, grid: &GridCode, building: NewBuilding) -> Result<BuildingId> {
@@ -575,8 +622,9 @@ impl Store {
         Ok(())
     }
 
-    /// Local changes not yet acknowledged by the sync server, over all documents
-    /// (captures not yet made into changes included).
+    /// Local edits not yet acknowledged by the sync server: each capture counts once
+    /// (whether or not it has been made into changes yet, and however many documents it
+    /// wrote); each change of an import counts once.
     pub fn pending_changes(&self) -> Result<u64> {
         documents::n_unacked(&self.reader())
     }
@@ -722,7 +770,7 @@ impl Capture<'_, '_> {
     fn require(&mut self, record: RecordRef) -> Result<()> {
         let id = record.uuid().hyphenated().to_string();
         if let Mode::Deferred(_) = self.mode {
-            return if projection::row_exists(self.tx, record.kind(), &id)? {
+            return if projection::row_in_grid(self.tx, record.kind(), &id, &self.grid)? {
                 Ok(())
             } else {
                 Err(Error::NotFound { record })
@@ -843,20 +891,26 @@ impl Capture<'_, '_> {
         let kind = write.record_kind()?;
         let edits = write.edits()?;
         let id = self.doc_id(doc_kind);
+        // Dirty before touching it: if anything below fails, the document is dropped and
+        // reloaded, so no half-made operation reaches a later commit.
+        self.dirty.insert(id.clone());
         let grid = self.grid.clone();
         let doc = self.doc(doc_kind)?.ok_or(Error::UnknownGrid { grid })?;
-        match write.op {
-            Op::Create => {
-                crdt::apply_edits(doc, doc_kind, kind, &write.id, doc_kind == DocKind::Register, &edits)?;
-            }
-            Op::Update => {
-                crdt::apply_edits(doc, doc_kind, kind, &write.id, false, &edits)?;
-            }
+        let applied = match write.op {
+            Op::Create => crdt::apply_edits(doc, doc_kind, kind, &write.id, doc_kind == DocKind::Register, &edits)?,
+            Op::Update => crdt::apply_edits(doc, doc_kind, kind, &write.id, false, &edits)?,
             Op::Erase => {
                 crdt::delete_record(doc, doc_kind, kind, &write.id)?;
+                true
             }
+        };
+        if !applied {
+            // The capture saw the record as it is here: nothing merges in between.
+            return Err(Error::document(
+                &id,
+                format!("{} {}: not where the capture found it", kind.plural(), write.id),
+            ));
         }
-        self.dirty.insert(id);
         Ok(())
     }
 
@@ -918,8 +972,10 @@ impl Capture<'_, '_> {
             return Ok(0);
         }
         let before = doc.get_heads();
-        doc.apply_changes(changes).map_err(|error| Error::document(doc_id, error))?;
         self.dirty.insert(doc_id.clone());
+        doc.apply_changes(changes).map_err(|error| Error::document(doc_id, error))?;
+        // A peer on a newer version may have moved the layout on: refuse before projecting.
+        crdt::check_layout(doc, doc_id)?;
         let after = doc.get_heads();
         let touched = if before == after { BTreeSet::new() } else { crdt::touched_records(doc, &before, &after) };
         let n = n_chunks(self.tx, self.n_chunks, doc_id)?;
@@ -968,10 +1024,40 @@ impl Capture<'_, '_> {
     /// Closes the open automerge transaction of every document written since the last
     /// call into one change each, and stores those changes.
     fn end_change(&mut self) -> Result<()> {
+        self.end_change_counting(|_| 1).map(drop)
+    }
+
+    /// A pending capture's changes count as one unacknowledged capture, whatever the
+    /// number of documents it wrote; a capture that changed nothing (it wrote values that
+    /// were already there) still leaves an empty change: the archive records that the
+    /// worker confirmed them, and the pending count never drops without an acknowledgement.
+    fn end_replayed_capture(&mut self) -> Result<()> {
+        let n_made = self.end_change_counting(|n_before| i64::from(n_before == 0))?;
+        if n_made > 0 {
+            return Ok(());
+        }
+        let Mode::Replay { time_ms } = self.mode else { return Ok(()) };
+        let id = self.doc_id(DocKind::Register);
+        self.dirty.insert(id.clone());
+        let n = n_chunks(self.tx, self.n_chunks, &id)?;
+        let grid = self.grid.clone();
+        self.doc(DocKind::Register)?.ok_or(Error::UnknownGrid { grid })?;
+        let Some(doc) = self.docs.get_mut(&id) else { return Ok(()) };
+        doc.empty_change(CommitOptions::default().with_time(time_ms));
+        let change = doc.get_last_local_change().ok_or_else(|| Error::document(&id, "commit made no change"))?;
+        let n = documents::append(self.tx, &id, doc, change.raw_bytes(), 1, n)?;
+        self.n_chunks.insert(id, n);
+        Ok(())
+    }
+
+    /// Commits each document's open operations as one change; `n_unacked(k)` is what the
+    /// k-th change made here counts as awaiting acknowledgement. Returns how many were made.
+    fn end_change_counting(&mut self, n_unacked: impl Fn(usize) -> i64) -> Result<usize> {
         let time_ms = match self.mode {
             Mode::Replay { time_ms } => time_ms,
             _ => chrono::Utc::now().timestamp_millis(),
         };
+        let mut n_made = 0;
         for kind in [DocKind::Register, DocKind::Sensitive] {
             let id = self.doc_id(kind);
             if self.docs.get_mut(&id).is_none_or(|doc| doc.pending_ops() == 0) {
@@ -981,11 +1067,12 @@ impl Capture<'_, '_> {
             let Some(doc) = self.docs.get_mut(&id) else { continue };
             doc.commit_with(CommitOptions::default().with_time(time_ms));
             let change = doc.get_last_local_change().ok_or_else(|| Error::document(&id, "commit made no change"))?;
-            let n = documents::append(self.tx, &id, doc, change.raw_bytes(), 1, n)?;
+            let n = documents::append(self.tx, &id, doc, change.raw_bytes(), n_unacked(n_made), n)?;
             self.n_chunks.insert(id, n);
             self.n_changes += 1;
+            n_made += 1;
         }
-        Ok(())
+        Ok(n_made)
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -994,17 +1081,14 @@ impl Capture<'_, '_> {
                 if pending.is_empty() {
                     return Ok(());
                 }
-                let n_changes = pending.iter().map(|write| write.doc.as_str()).collect::<BTreeSet<_>>().len();
                 let writes =
                     serde_json::to_string(pending).map_err(|error| Error::document("pending capture", error))?;
                 self.tx
-                    .prepare_cached(
-                        "INSERT INTO pending_captures (grid_code, time_ms, writes, n_changes) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![self.grid, chrono::Utc::now().timestamp_millis(), writes, n_changes as i64])?;
+                    .prepare_cached("INSERT INTO pending_captures (grid_code, time_ms, writes) VALUES (?1, ?2, ?3)")?
+                    .execute(params![self.grid, chrono::Utc::now().timestamp_millis(), writes])?;
                 return Ok(());
             }
-            Mode::Replay { .. } => return self.end_change(),
+            Mode::Replay { .. } => return self.end_replayed_capture(),
             Mode::Direct => {}
         }
         let register_id = self.doc_id(DocKind::Register);

@@ -1,7 +1,9 @@
 //! The projection: ordinary rows and search indexes derived from the documents.
 //!
-//! Every write goes through [`project_record`], both for a capture and for a rebuild, so
-//! a rebuilt projection equals the incrementally maintained one.
+//! Merges, imports and rebuilds write through [`project_record`], which reads records from
+//! the documents; local captures through [`project_local`], from their own edits (the
+//! values a local write puts are the values the document will show). Tests compare both
+//! with a rebuild.
 
 use automerge::{AutoCommit, ReadDoc, ScalarValue};
 use rusqlite::types::Value as SqlValue;
@@ -149,11 +151,21 @@ fn project_details(tx: &Transaction<'_>, grid: &str, sensitive: &AutoCommit, kin
     }
 }
 
-/// Whether the projection has a row for the record.
+/// Whether the projection has a row for the record (in any grid).
 pub(crate) fn row_exists(tx: &Transaction<'_>, kind: RecordKind, id: &str) -> Result<bool> {
     Ok(tx
         .prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1", table(kind)))?
         .query_row([id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Whether the projection has a row for the record in this grid: references between
+/// records stay inside their grid's documents.
+pub(crate) fn row_in_grid(tx: &Transaction<'_>, kind: RecordKind, id: &str, grid: &str) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1 AND grid_code = ?2", table(kind)))?
+        .query_row([id, grid], |_| Ok(()))
         .optional()?
         .is_some())
 }

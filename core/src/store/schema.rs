@@ -8,10 +8,11 @@ use rusqlite::{Connection, Transaction};
 use crate::{Error, Result};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const SCHEMA: &str = include_str!("sql/schema.sql");
 const UPGRADE_FROM_1: &str = include_str!("sql/upgrade_from_1.sql");
+const UPGRADE_FROM_2: &str = include_str!("sql/upgrade_from_2.sql");
 #[cfg(test)]
 pub(crate) const SCHEMA_V1: &str = include_str!("sql/v1.sql");
 
@@ -102,6 +103,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     } else {
         if version < 2 {
             upgrade_from_1(&tx)?;
+        }
+        if version < 3 {
+            tx.execute_batch(UPGRADE_FROM_2)?;
         }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

@@ -234,15 +234,34 @@ fn device_without_sensitive_data_cannot_write_it() {
 }
 
 #[test]
-fn every_capture_is_one_pending_change_per_document_written() {
+fn every_capture_counts_once_until_acknowledged() {
     let device = device();
-    let before = device.store.pending_changes().unwrap();
-    assert_eq!(before, 0, "the genesis needs no acknowledgement");
+    assert_eq!(device.store.pending_changes().unwrap(), 0, "the genesis needs no acknowledgement");
     let (_, _, resident) = family(&device.store);
-    // building: register; household: register; resident: register + sensitive.
-    assert_eq!(device.store.pending_changes().unwrap(), 4);
+    assert_eq!(device.store.pending_changes().unwrap(), 3);
     device.store.update_resident(resident, ResidentPatch { phone: Some(None), ..Default::default() }).unwrap();
-    assert_eq!(device.store.pending_changes().unwrap(), 5);
+    assert_eq!(device.store.pending_changes().unwrap(), 4);
+    // Making captures into changes (one resident capture writes two documents) changes
+    // nothing in the count: only an acknowledgement does.
+    device.store.flush().unwrap();
+    assert_eq!(device.store.pending_changes().unwrap(), 4);
+}
+
+/// Regression: captures that wrote nothing new (a resident without sensitive values, a
+/// room cleared that was empty) made fewer changes than counted, and the count dropped.
+#[test]
+fn a_capture_that_changes_nothing_still_counts_and_leaves_a_change() {
+    let device = device();
+    let building = device.store.add_building(&grid_code(), new_building("9栋")).unwrap();
+    let mut household = new_household(building, "101");
+    household.room = None;
+    let household = device.store.add_household(&grid_code(), household).unwrap();
+    device.store.update_household(household, HouseholdPatch { room: Some(None), ..Default::default() }).unwrap();
+    assert_eq!(device.store.pending_changes().unwrap(), 3);
+    let [register, _] = doc_ids();
+    let before = device.store.changes_since(&register, &[]).unwrap().len();
+    assert_eq!(device.store.pending_changes().unwrap(), 3);
+    assert_eq!(before, 1 + 3, "the genesis and one change per capture");
 }
 
 #[test]
@@ -256,7 +275,7 @@ fn failed_capture_changes_nothing() {
     assert!(matches!(device.store.add_resident(&grid_code(), bad).unwrap_err(), Error::NotFound { .. }));
     assert_eq!(doc_ids().map(|doc| device.store.heads(&doc).unwrap()), heads);
     assert_eq!(projection_dump(&device.store), before);
-    assert_eq!(device.store.pending_changes().unwrap(), 4);
+    assert_eq!(device.store.pending_changes().unwrap(), 3);
 }
 
 #[test]
@@ -344,20 +363,66 @@ fn pending_captures_survive_a_restart_and_keep_their_time() {
         .update_resident(resident, ResidentPatch { phone: Some(Some(phone.clone())), ..Default::default() })
         .unwrap();
     let after = chrono::Utc::now().timestamp_millis();
-    assert_eq!(device.store.pending_changes().unwrap(), 5);
+    assert_eq!(device.store.pending_changes().unwrap(), 4);
     let path = device.store.path().to_path_buf();
     drop(device.store);
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.pending_changes().unwrap(), 5);
+    assert_eq!(store.pending_changes().unwrap(), 4);
     assert_eq!(store.resident(resident).unwrap().sensitive.unwrap().phone, Some(phone));
     let [_, sensitive] = doc_ids();
     let changes = store.changes_since(&sensitive, &[]).unwrap();
     let last = automerge::Change::from_bytes(changes.last().unwrap().clone()).unwrap();
     assert!((before..=after).contains(&last.timestamp()), "{} not in {before}..={after}", last.timestamp());
     assert_eq!(last.actor_id().to_hex_string(), store.device_actor());
-    assert_eq!(store.pending_changes().unwrap(), 5);
+    assert_eq!(store.pending_changes().unwrap(), 4);
     let dump = projection_dump(&store);
     store.rebuild_projection().unwrap();
     assert_eq!(projection_dump(&store), dump);
+}
+
+/// Regression: a capture could refer to a record of another grid.
+#[test]
+fn references_stay_inside_the_grid() {
+    let device = device();
+    let other =
+        Grid::new(GridCode::parse_default("440703001001002").unwrap(), "长堤社区第2网格", GridKind::Community).unwrap();
+    device.store.add_grid(&other, true).unwrap();
+    let elsewhere = device.store.add_building(&other.code, new_building("1栋")).unwrap();
+    let error = device.store.add_household(&grid_code(), new_household(elsewhere, "101")).unwrap_err();
+    assert!(matches!(error, Error::NotFound { record: RecordRef::Building(id) } if id == elsewhere), "{error}");
+}
+
+/// Regression: one pending capture that could not be replayed blocked every grid's sync.
+#[test]
+fn a_capture_that_cannot_be_replayed_is_set_aside_and_the_rest_flush() {
+    let device = device();
+    let (_, _, resident) = family(&device.store);
+    device
+        .store
+        .update_resident(resident, ResidentPatch { relation: Some(Relation::Other), ..Default::default() })
+        .unwrap();
+    // Damage the last pending capture as a later app version's unknown field would.
+    let conn = rusqlite::Connection::open(device.store.path()).unwrap();
+    conn.execute(
+        "UPDATE pending_captures SET writes = replace(writes, '\"relation\"', '\"salary\"')
+         WHERE seq = (SELECT max(seq) FROM pending_captures)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let [register, _] = doc_ids();
+    device.store.heads(&register).unwrap();
+    let failed = device.store.failed_captures().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].error.contains("unknown field"), "{}", failed[0].error);
+    // The family's three captures became changes; the failed one still counts as unsynced.
+    assert_eq!(device.store.changes_since(&register, &[]).unwrap().len(), 1 + 3);
+    assert_eq!(device.store.pending_changes().unwrap(), 4);
+    device
+        .store
+        .update_resident(resident, ResidentPatch { relation: Some(Relation::Head), ..Default::default() })
+        .unwrap();
+    device.store.flush().unwrap();
+    assert_eq!(device.store.failed_captures().unwrap().len(), 1);
 }

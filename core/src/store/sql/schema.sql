@@ -1,4 +1,4 @@
--- The current schema (version 2), for a fresh store. An older store reaches the same
+-- The current schema (version 3), for a fresh store. An older store reaches the same
 -- schema through upgrade_from_N.sql; a test checks that both are equal.
 
 CREATE TABLE meta (
@@ -42,8 +42,18 @@ CREATE TABLE pending_captures (
     seq INTEGER PRIMARY KEY,
     grid_code TEXT NOT NULL,
     time_ms INTEGER NOT NULL,               -- when the device captured it (the change's time)
-    writes TEXT NOT NULL,                   -- JSON: the edits, per document and record
-    n_changes INTEGER NOT NULL              -- the automerge changes it will become (one per document)
+    writes TEXT NOT NULL                    -- JSON: the edits, per document and record
+) STRICT;
+
+CREATE TABLE failed_captures (
+    -- Pending captures that could not be made into changes (written by a version whose
+    -- fields this one does not know, or damaged): kept, reported, never dropped; the
+    -- others flush past them.
+    seq INTEGER PRIMARY KEY,
+    grid_code TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    writes TEXT NOT NULL,
+    error TEXT NOT NULL
 ) STRICT;
 
 CREATE TABLE grids (

@@ -36,16 +36,6 @@ CREATE TABLE document_chunks (
     n_unacked INTEGER NOT NULL              -- of them, local changes the server has not acknowledged
 ) STRICT;
 
-CREATE TABLE pending_captures (
-    -- Local captures committed with their projection rows, not yet made into automerge
-    -- changes (store/pending.rs). Emptied before anything reads or merges the documents.
-    seq INTEGER PRIMARY KEY,
-    grid_code TEXT NOT NULL,
-    time_ms INTEGER NOT NULL,               -- when the device captured it (the change's time)
-    writes TEXT NOT NULL,                   -- JSON: the edits, per document and record
-    n_changes INTEGER NOT NULL              -- the automerge changes it will become (one per document)
-) STRICT;
-
 CREATE TABLE grids (
     code TEXT PRIMARY KEY,
     name TEXT NOT NULL,
