@@ -17,6 +17,9 @@ pub enum Error {
     #[error(transparent)]
     Calendar(#[from] crate::calendar::CalendarError),
 
+    #[error(transparent)]
+    Catalog(#[from] crate::incident::catalog::CatalogError),
+
     #[error(
         "the store was written by a newer version of wangge (schema {found}, this version reads up to {supported}): update the app; the file was left untouched"
     )]

@@ -203,11 +203,11 @@ pub fn derive<'a>(timeline: impl IntoIterator<Item = Option<&'a Action>>) -> Inc
 }
 
 fn is_center(role: Role) -> bool {
-    matches!(role, Role::CenterStaff(_))
+    role.is_center()
 }
 
 fn is_grid_worker(role: Role) -> bool {
-    matches!(role, Role::PartTimeWorker | Role::FullTimeWorker | Role::GridLeader | Role::ProfessionalWorker)
+    role.is_grid_worker()
 }
 
 /// Who may take each action, by role alone (the phase and the person are checked after).
