@@ -65,7 +65,8 @@
 //! - Enterprise requests follow "117" (1小时响应、1天拿方案、7天办结), read here as:
 //!   an answer within 1 hour of dispatch, in clock time whatever the day
 //!   ([`DeadlineStatus::answer_due_at`]); a plan by the end of the next working day
-//!   ([`DeadlineStatus::plan_due_at`]); closed by the end of the 7th working day
+//!   ([`DeadlineStatus::plan_due_at`]); closed within 7 days ("最迟7天内办结": calendar
+//!   days, as 天 means where the seed does not say 工作日), by the calendar-day rule above
 //!   ([`DeadlineStatus::due_at`]). Whether the answer and the plan came in time is for the
 //!   incident to compare with its own record; this module gives the times.
 //! - A department's clock stops when it completes the item or rejects it as not its duty;
@@ -447,6 +448,18 @@ pub struct DeadlineStatus {
     pub plan_due_at: Option<DateTime<FixedOffset>>,
 }
 
+/// The n-th calendar day after `start`, moved to the next working day if it is not one.
+fn calendar_days_due(calendar: &Calendar, start: NaiveDate, n: u32) -> (NaiveDate, bool) {
+    let last = start.checked_add_days(Days::new(u64::from(n))).unwrap_or(NaiveDate::MAX);
+    let working = calendar.is_working_day(last);
+    if working.value {
+        (last, working.estimated)
+    } else {
+        let next = calendar.add_working_days(last, 1);
+        (next.value, working.estimated || next.estimated)
+    }
+}
+
 /// The status of `clock` under `rule` at `now`. A stopped clock is judged at the moment it
 /// stopped, whatever `now` is.
 pub fn deadline_status(
@@ -465,20 +478,10 @@ pub fn deadline_status(
             let due = calendar.add_working_days(start_day, n);
             (due.value, due.estimated)
         }
-        DeadlineRule::CalendarDays(n) => {
-            let last = start_day.checked_add_days(Days::new(u64::from(n))).unwrap_or(NaiveDate::MAX);
-            let working = calendar.is_working_day(last);
-            if working.value {
-                (last, working.estimated)
-            } else {
-                let next = calendar.add_working_days(last, 1);
-                (next.value, working.estimated || next.estimated)
-            }
-        }
-        DeadlineRule::Enterprise117 => {
-            let close = calendar.add_working_days(start_day, 7);
-            (close.value, close.estimated)
-        }
+        DeadlineRule::CalendarDays(n) => calendar_days_due(calendar, start_day, n),
+        // "最迟7天内办结": days, not working days (the seed says 天, where a working-day
+        // limit says 工作日), so the calendar-day rule with its move past holidays.
+        DeadlineRule::Enterprise117 => calendar_days_due(calendar, start_day, 7),
     };
     let (answer_due_at, plan_due_at) = match rule {
         DeadlineRule::Enterprise117 => {
@@ -1008,11 +1011,12 @@ mod tests {
     }
 
     #[test]
-    fn enterprise_117_answer_in_an_hour_plan_next_working_day_close_in_seven() {
+    fn enterprise_117_answer_in_an_hour_plan_next_working_day_close_in_seven_days() {
         let expected = DeadlineStatus {
             answer_due_at: Some(time("2025-09-30 17:30")),
             plan_due_at: Some(status("2025-10-09", 0, 0).due_at),
-            ..status("2025-10-16", 0, 7)
+            // 7 days after 09-30 is 10-07, inside the National Day holiday: the next working day.
+            ..status("2025-10-09", 0, 1)
         };
         check_status(DeadlineRule::Enterprise117, running("2025-09-30 16:30"), "2025-09-30 16:45", expected);
         // Dispatched late on a Friday: the answer is still due within the hour, the plan on Monday.
@@ -1024,7 +1028,7 @@ mod tests {
         );
         assert_eq!(friday.answer_due_at, Some(time("2025-03-08 00:30")));
         assert_eq!(friday.plan_due_at, Some(status("2025-03-10", 0, 0).due_at));
-        assert_eq!(friday.due_at, status("2025-03-18", 0, 0).due_at);
+        assert_eq!(friday.due_at, status("2025-03-14", 0, 0).due_at);
     }
 
     #[test]

@@ -44,6 +44,8 @@ const GENESIS_ACTOR: &[u8] = b"wangge/genesis";
 pub enum DocKind {
     Register,
     Sensitive,
+    /// One incident (`incident::doc`).
+    Incident,
 }
 
 impl DocKind {
@@ -51,6 +53,7 @@ impl DocKind {
         match self {
             DocKind::Register => "register",
             DocKind::Sensitive => "sensitive",
+            DocKind::Incident => "incident",
         }
     }
 
@@ -58,6 +61,7 @@ impl DocKind {
         match code {
             "register" => Some(DocKind::Register),
             "sensitive" => Some(DocKind::Sensitive),
+            "incident" => Some(DocKind::Incident),
             _ => None,
         }
     }
@@ -67,31 +71,37 @@ impl DocKind {
         match self {
             DocKind::Register => &RecordKind::ALL,
             DocKind::Sensitive => &[RecordKind::Resident],
+            DocKind::Incident => &[],
         }
     }
 }
 
-/// `register/440703001001001`: document kind and grid code.
+/// `register/440703001001001`, `incident/0193…`: document kind and key (the grid code of
+/// a grid document, the id of an incident).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DocId {
     pub kind: DocKind,
-    pub grid: String,
+    pub key: String,
 }
 
 impl DocId {
     pub fn new(kind: DocKind, grid: &GridCode) -> Self {
-        Self { kind, grid: grid.as_str().to_owned() }
+        Self { kind, key: grid.as_str().to_owned() }
+    }
+
+    pub fn incident(id: crate::model::IncidentId) -> Self {
+        Self { kind: DocKind::Incident, key: id.to_string() }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        let (kind, grid) = s.split_once('/')?;
-        Some(Self { kind: DocKind::from_code(kind)?, grid: grid.to_owned() })
+        let (kind, key) = s.split_once('/')?;
+        Some(Self { kind: DocKind::from_code(kind)?, key: key.to_owned() })
     }
 }
 
 impl fmt::Display for DocId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.kind.code(), self.grid)
+        write!(f, "{}/{}", self.kind.code(), self.key)
     }
 }
 
@@ -130,6 +140,14 @@ pub fn check_layout(doc: &AutoCommit, id: &DocId) -> crate::Result<()> {
             ));
         }
         None => return Err(crate::Error::document(id, "not a grid document (no schema)")),
+    }
+    if id.kind == DocKind::Incident {
+        for (key, kind) in [("report", ObjType::Map), ("actions", ObjType::List)] {
+            match doc.get(ROOT, key) {
+                Ok(Some((automerge::Value::Object(found), _))) if found == kind => {}
+                _ => return Err(crate::Error::document(id, format!("{key} is missing"))),
+            }
+        }
     }
     for record_kind in id.kind.record_kinds() {
         match doc.get(ROOT, record_kind.plural()) {

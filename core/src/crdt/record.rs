@@ -85,6 +85,7 @@ pub fn record_exists(doc: &AutoCommit, doc_kind: DocKind, kind: RecordKind, id: 
         DocKind::Sensitive => {
             container(doc, kind).is_some_and(|container| doc.map_range(&container, flat_range(id, "")).next().is_some())
         }
+        DocKind::Incident => false,
     }
 }
 
@@ -123,6 +124,7 @@ pub fn read_record(doc: &AutoCommit, doc_kind: DocKind, kind: RecordKind, id: &s
                 return None;
             }
         }
+        DocKind::Incident => return None,
     }
     Some(record)
 }
@@ -158,6 +160,7 @@ pub(crate) fn apply_edits(
                 }
             }
         }
+        DocKind::Incident => return Err(Error::document(doc_kind.code(), "holds no register records")),
         DocKind::Sensitive => {
             for edit in edits {
                 match edit {
@@ -194,6 +197,7 @@ pub(crate) fn delete_record(doc: &mut AutoCommit, doc_kind: DocKind, kind: Recor
             vec![id.to_owned()]
         }
         DocKind::Sensitive => doc.map_range(&container, flat_range(id, "")).map(|item| item.key.to_string()).collect(),
+        DocKind::Incident => Vec::new(),
     };
     for key in &keys {
         doc.delete(&container, key.as_str()).map_err(automerge_error)?;
@@ -228,11 +232,12 @@ pub fn conflicts(doc: &mut AutoCommit, doc_kind: DocKind, kind: RecordKind, id: 
     let obj = match doc_kind {
         DocKind::Register => record_obj(doc, kind, id),
         DocKind::Sensitive => container(doc, kind),
+        DocKind::Incident => None,
     };
     let Some(obj) = obj else { return Vec::new() };
     let keyed = |field: &str| match doc_kind {
-        DocKind::Register => field.to_owned(),
         DocKind::Sensitive => flat_key(id, field),
+        DocKind::Register | DocKind::Incident => field.to_owned(),
     };
     let mut found = Vec::new();
     for spec in fields_of(kind).iter().filter(|spec| spec.doc == doc_kind && spec.kind != FieldKind::Tags) {

@@ -73,6 +73,10 @@ record_id!(
     /// A component 部件 (manhole, street lamp, …).
     ComponentId, "component_id"
 );
+record_id!(
+    /// An incident 事件: its own document.
+    IncidentId, "incident_id"
+);
 
 /// Any record of a grid register, by kind and id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

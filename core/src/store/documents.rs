@@ -21,12 +21,12 @@ pub(crate) fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
 }
 
 /// Stores a new document from its genesis, which every replica and the server share, so
-/// it counts as acknowledged.
-pub(crate) fn insert(tx: &Transaction<'_>, id: &DocId, doc: &mut AutoCommit) -> Result<()> {
+/// it counts as acknowledged. `grid` is the grid it belongs to (an incident's grid).
+pub(crate) fn insert(tx: &Transaction<'_>, id: &DocId, grid: &str, doc: &mut AutoCommit) -> Result<()> {
     let heads = encode_heads(&doc.get_heads());
     tx.execute(
         "INSERT INTO documents (doc_id, kind, grid_code, acked_heads) VALUES (?1, ?2, ?3, ?4)",
-        params![id.to_string(), id.kind.code(), id.grid, heads],
+        params![id.to_string(), id.kind.code(), grid, heads],
     )?;
     tx.execute(
         "INSERT INTO document_snapshots (doc_id, snapshot) VALUES (?1, ?2)",

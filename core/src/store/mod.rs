@@ -204,7 +204,7 @@ impl Store {
         for kind in kinds {
             let id = DocId::new(kind, &grid.code);
             if !documents::exists(&tx, &id)? {
-                documents::insert(&tx, &id, &mut crdt::genesis(kind, &grid.code))?;
+                documents::insert(&tx, &id, grid.code.as_str(), &mut crdt::genesis(kind, &grid.code))?;
             }
         }
         tx.commit()?;
@@ -537,7 +537,7 @@ impl Store {
         let id = record.uuid().hyphenated().to_string();
         let mut found = Vec::new();
         for kind in [DocKind::Register, DocKind::Sensitive] {
-            let doc_id = DocId { kind, grid: grid.clone() };
+            let doc_id = DocId { kind, key: grid.clone() };
             if let Some(doc) = loaded(conn, docs, &doc_id, &self.actor)? {
                 found.extend(crdt::conflicts(doc, kind, record.kind(), &id));
             }
@@ -559,8 +559,8 @@ impl Store {
         }
         let edit = Edit::Put(spec.key, value);
         let write = match spec.doc {
-            DocKind::Register => RecordWrite { register: vec![edit], sensitive: Vec::new() },
             DocKind::Sensitive => RecordWrite { register: Vec::new(), sensitive: vec![edit] },
+            DocKind::Register | DocKind::Incident => RecordWrite { register: vec![edit], sensitive: Vec::new() },
         };
         self.capture(Target::GridOf(record), |capture| capture.update(record, &write))
     }
@@ -571,7 +571,7 @@ impl Store {
         self.flush_pending(&mut writer)?;
         let Writer { conn, docs, .. } = &mut *writer;
         let loaded =
-            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
+            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.key.clone() })?;
         Ok(loaded.get_heads())
     }
 
@@ -583,7 +583,7 @@ impl Store {
         self.flush_pending(&mut writer)?;
         let Writer { conn, docs, .. } = &mut *writer;
         let loaded =
-            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
+            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.key.clone() })?;
         let known: Vec<ChangeHash> =
             heads.iter().copied().filter(|hash| loaded.get_change_meta_by_hash(hash).is_some()).collect();
         Ok(loaded.get_changes(&known).into_iter().map(|change| change.raw_bytes().to_vec()).collect())
@@ -596,7 +596,7 @@ impl Store {
         for bytes in changes {
             decoded.push(automerge::Change::from_bytes(bytes.clone()).map_err(|error| Error::document(doc, error))?);
         }
-        self.capture_direct(Target::Grid(&doc.grid), |capture| capture.apply(doc, decoded))
+        self.capture_direct(Target::Grid(&doc.key), |capture| capture.apply(doc, decoded))
     }
 
     /// Rebuilds the whole projection from the documents.
@@ -610,8 +610,8 @@ impl Store {
             .query_map([], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
         for grid in grids {
-            let register_id = DocId { kind: DocKind::Register, grid: grid.clone() };
-            let sensitive_id = DocId { kind: DocKind::Sensitive, grid: grid.clone() };
+            let register_id = DocId { kind: DocKind::Register, key: grid.clone() };
+            let sensitive_id = DocId { kind: DocKind::Sensitive, key: grid.clone() };
             for id in [&register_id, &sensitive_id] {
                 loaded(&tx, docs, id, &self.actor)?;
             }
@@ -635,7 +635,7 @@ impl Store {
         self.flush_pending(&mut writer)?;
         let Writer { conn, docs, .. } = &mut *writer;
         let loaded =
-            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.grid.clone() })?;
+            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.key.clone() })?;
         Ok(loaded.save())
     }
 
@@ -759,7 +759,7 @@ struct Capture<'c, 'tx> {
 
 impl Capture<'_, '_> {
     fn doc_id(&self, kind: DocKind) -> DocId {
-        DocId { kind, grid: self.grid.clone() }
+        DocId { kind, key: self.grid.clone() }
     }
 
     fn doc(&mut self, kind: DocKind) -> Result<Option<&mut AutoCommit>> {
@@ -956,7 +956,7 @@ impl Capture<'_, '_> {
     /// Applies a peer's changes to one document and marks the records they touch.
     fn apply(&mut self, doc_id: &DocId, changes: Vec<automerge::Change>) -> Result<usize> {
         let doc = loaded(self.tx, self.docs, doc_id, self.actor)?
-            .ok_or_else(|| Error::UnknownGrid { grid: doc_id.grid.clone() })?;
+            .ok_or_else(|| Error::UnknownGrid { grid: doc_id.key.clone() })?;
         // Every change new to the document is stored, including one whose dependencies have
         // not arrived: automerge holds it back in memory until they do, and a restart before
         // then must not lose it.

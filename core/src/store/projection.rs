@@ -28,8 +28,9 @@ pub(crate) enum Changed {
 impl Changed {
     pub(crate) fn of(kind: DocKind) -> Self {
         match kind {
-            DocKind::Register => Changed::Register,
             DocKind::Sensitive => Changed::Sensitive,
+            // Incidents are projected by `incidents.rs`; the register is the default.
+            DocKind::Register | DocKind::Incident => Changed::Register,
         }
     }
 
@@ -205,6 +206,7 @@ pub(crate) fn project_local(
     match doc_kind {
         DocKind::Register => project_local_row(tx, grid, kind, id, create, columns),
         DocKind::Sensitive => project_local_details(tx, grid, id, columns, tags),
+        DocKind::Incident => Err(crate::Error::document("incident", "holds no register records")),
     }
 }
 
