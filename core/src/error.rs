@@ -33,6 +33,15 @@ pub enum Error {
     #[error("the store is already open in this process: use the one `Store` for it")]
     AlreadyOpen,
 
+    #[error("incident {incident} not found")]
+    UnknownIncident { incident: crate::model::IncidentId },
+
+    #[error("catalog item {code} is not in the matter catalog")]
+    UnknownCatalogItem { code: String },
+
+    #[error("department {code} is not in the matter catalog's departments")]
+    UnknownDepartment { code: String },
+
     #[error("{record} not found")]
     NotFound { record: RecordRef },
 

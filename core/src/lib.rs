@@ -15,4 +15,7 @@ pub mod model;
 mod store;
 
 pub use error::{Error, Result};
-pub use store::{FailedCapture, HouseholdSummary, ImportSummary, OpenOptions, ResidentHit, SCHEMA_VERSION, Store};
+pub use store::{
+    Due, FailedCapture, HouseholdSummary, ImportSummary, IncidentFilter, IncidentStats, IncidentSummary, NewIncident,
+    OpenOptions, ResidentContact, ResidentHit, SCHEMA_VERSION, Store, TimelineEntry, describe,
+};

@@ -22,6 +22,7 @@
 //! — and never hands them out.
 
 mod documents;
+mod incidents;
 mod pending;
 mod projection;
 mod read;
@@ -30,6 +31,9 @@ mod schema;
 use pending::{Op, PendingWrite};
 use projection::Changed;
 
+pub use incidents::{
+    Due, IncidentFilter, IncidentStats, IncidentSummary, NewIncident, ResidentContact, TimelineEntry, describe,
+};
 pub use read::{HouseholdSummary, ResidentHit};
 pub use schema::SCHEMA_VERSION;
 
@@ -41,7 +45,9 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, ChangeHash, ScalarValue};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
+use crate::calendar::Calendar;
 use crate::crdt::{self, DocId, DocKind, Edit, FieldConflict, FieldKind, RecordWrite};
+use crate::incident::catalog::Catalog;
 use crate::model::*;
 use crate::{Error, Result};
 
@@ -50,6 +56,10 @@ use crate::{Error, Result};
 pub struct OpenOptions {
     /// How grid codes are segmented in this deployment.
     pub code_format: CodeFormat,
+    /// The matter catalog; the built-in default when `None` (the server will send its own).
+    pub catalog: Option<Catalog>,
+    /// The working-day calendar; the built-in one when `None`.
+    pub calendar: Option<Calendar>,
 }
 
 /// The local store of one device.
@@ -61,6 +71,8 @@ pub struct Store {
     reader: Mutex<Connection>,
     actor: ActorId,
     code_format: CodeFormat,
+    catalog: Catalog,
+    calendar: Calendar,
 }
 
 /// The writer connection and the documents loaded for writing.
@@ -133,6 +145,8 @@ impl Store {
             reader: Mutex::new(reader),
             actor,
             code_format: options.code_format,
+            catalog: options.catalog.unwrap_or_else(Catalog::default_catalog),
+            calendar: options.calendar.unwrap_or_else(Calendar::china),
         })
     }
 
@@ -596,6 +610,9 @@ impl Store {
         for bytes in changes {
             decoded.push(automerge::Change::from_bytes(bytes.clone()).map_err(|error| Error::document(doc, error))?);
         }
+        if doc.kind == DocKind::Incident {
+            return self.apply_incident_changes(doc, decoded);
+        }
         self.capture_direct(Target::Grid(&doc.key), |capture| capture.apply(doc, decoded))
     }
 
@@ -617,6 +634,13 @@ impl Store {
             }
             let Some(register) = docs.get(&register_id) else { continue };
             projection::rebuild_grid(&tx, &grid, register, docs.get(&sensitive_id))?;
+        }
+        let incidents: Vec<DocId> =
+            documents::grid_doc_ids(&tx)?.into_iter().filter(|id| id.kind == DocKind::Incident).collect();
+        for id in incidents {
+            if let Some(doc) = loaded(&tx, docs, &id, &self.actor)? {
+                incidents::project_incident(&tx, &id, doc, &self.catalog)?;
+            }
         }
         tx.commit()?;
         Ok(())

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod conflicts;
+mod incidents;
 mod open;
 mod projection;
 mod records;
