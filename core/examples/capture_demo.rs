@@ -136,11 +136,79 @@ fn main() -> Result<()> {
         a.resident(head)? == b.resident(head)?
     );
 
+    incident_loop(&a, &b, &code, &households[1])?;
+
     let saved: usize = [DocKind::Register, DocKind::Sensitive]
         .iter()
         .map(|kind| a.document_bytes(&DocId::new(*kind, &code)).map(|bytes| bytes.len()))
         .sum::<Result<usize>>()?;
     println!("the grid's documents save to {} KB; stores are in {}", saved / 1024, dir.display());
+    Ok(())
+}
+
+/// The closed loop of one incident across the two devices: the worker reports on A, the
+/// center on B accepts and dispatches, the department completes, the worker verifies.
+fn incident_loop(a: &Store, b: &Store, code: &GridCode, household: &wangge_core::HouseholdSummary) -> Result<()> {
+    use wangge_core::incident::roles::{CenterLevel, Role};
+    use wangge_core::incident::{ActionKind, Actor, Verdict};
+    let worker = Actor { person: "w-0001".into(), role: Role::FullTimeWorker, department: None };
+    let center = Actor { person: "c-0001".into(), role: Role::CenterStaff(CenterLevel::Township), department: None };
+    let item = a
+        .catalog()
+        .items()
+        .find(|item| item.admitted && item.deadline == wangge_core::incident::catalog::DeadlineSpec::WorkingDays(5))
+        .ok_or_else(|| wangge_core::Error::UnknownCatalogItem { code: "a 5-day item".into() })?
+        .clone();
+    let lead = item.departments[0].clone();
+    let handler = Actor { person: "h-0001".into(), role: Role::DepartmentHandler, department: Some(lead.clone()) };
+    let id = a.report_incident(
+        wangge_core::NewIncident {
+            grid: code.clone(),
+            catalog_item: item.code.clone(),
+            title: format!("{}（{}）", item.name, household.building_name.as_deref().unwrap_or("")),
+            description: "巡查发现，已拍照".into(),
+            location: None,
+            residents: vec![],
+            households: vec![household.id],
+            organizations: vec![],
+            photos: vec![],
+            reported_by_resident: None,
+        },
+        worker.clone(),
+    )?;
+    let doc = DocId::incident(id);
+    let send = |from: &Store, to: &Store| -> Result<usize> {
+        let heads = to.heads(&doc).unwrap_or_default();
+        let changes = from.changes_since(&doc, &heads)?;
+        to.apply_changes(&doc, &changes)?;
+        Ok(changes.iter().map(Vec::len).sum())
+    };
+    let bytes = send(a, b)?;
+    b.act(id, center.clone(), ActionKind::Accept)?;
+    b.act(id, center, ActionKind::Dispatch { lead: lead.clone(), co_handlers: vec![] })?;
+    b.act(id, handler, ActionKind::Complete { feedback: "已处置".into(), evidence: vec![] })?;
+    send(b, a)?;
+    a.act(id, worker, ActionKind::Verify { verdict: Verdict::Pass, note: "现场核实".into() })?;
+    send(a, b)?;
+    let now = chrono::Utc::now().with_timezone(&wangge_core::calendar::CHINA_TIME);
+    let incident = b.incident(id, now)?;
+    println!(
+        "incident {} ({}): reported on A ({bytes} bytes to B), handled by {lead}, now {} on both devices",
+        item.code,
+        item.class.label_zh(),
+        incident.phase.label_zh()
+    );
+    if let Some(deadline) = incident.deadline {
+        println!(
+            "  deadline {} ({}), overdue: {}",
+            deadline.due_at.format("%Y-%m-%d"),
+            item.deadline.label_zh(),
+            deadline.overdue
+        );
+    }
+    for entry in a.incident_timeline(id)? {
+        println!("  {entry}");
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod store;
 
 pub use error::{Error, Result};
 pub use store::{
-    Due, FailedCapture, HouseholdSummary, ImportSummary, IncidentFilter, IncidentStats, IncidentSummary, NewIncident,
-    OpenOptions, ResidentContact, ResidentHit, SCHEMA_VERSION, Store, TimelineEntry, describe,
+    DepartmentDeadline, Due, FailedCapture, HouseholdSummary, ImportSummary, IncidentFilter, IncidentStats,
+    IncidentSummary, NewIncident, OpenOptions, ResidentContact, ResidentHit, SCHEMA_VERSION, Store, TimelineEntry,
+    describe,
 };

@@ -70,6 +70,16 @@ pub struct IncidentSummary {
     pub deadline: Option<DeadlineStatus>,
 }
 
+/// One department's clock on an incident and where it stands at the query's `now`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepartmentDeadline {
+    pub department: DepartmentCode,
+    pub lead: bool,
+    pub status: DeadlineStatus,
+    /// Why the clock stopped: `completed`, `rejected` or `redispatched`.
+    pub stop: Option<String>,
+}
+
 /// One line of an incident's timeline, ready to show.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimelineEntry {
@@ -387,6 +397,38 @@ impl Store {
         let mut statement = conn.prepare_cached(&sql)?;
         let summary = statement.query_row([id.to_string()], |row| self.summary_from_row(row, now)).optional()?;
         summary.ok_or(Error::UnknownIncident { incident: id })
+    }
+
+    /// Every department's clock on an incident, in dispatch order: each starts at its
+    /// dispatch and stops at its completion, rejection, or the incident's redispatch.
+    pub fn incident_department_deadlines(
+        &self,
+        id: IncidentId,
+        now: DateTime<FixedOffset>,
+    ) -> Result<Vec<DepartmentDeadline>> {
+        let summary = self.incident(id, now)?;
+        let Some(item) = self.catalog.item(&summary.catalog_item) else { return Ok(Vec::new()) };
+        let rule = rule_of(&item.deadline);
+        let conn = self.reader();
+        let mut statement = conn.prepare_cached(
+            "SELECT department, lead, started_ms, stopped_ms, stop FROM incident_departments
+             WHERE incident_id = ?1 ORDER BY position",
+        )?;
+        let rows: Vec<(String, bool, i64, Option<i64>, Option<String>)> = statement
+            .query_map([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(department, lead, started, stopped, stop)| {
+                let clock = Clock { started: china_time(started)?, stopped: stopped.and_then(china_time) };
+                Some(DepartmentDeadline {
+                    department: DepartmentCode::parse(&department).ok()?,
+                    lead,
+                    status: deadline_status(&self.calendar, rule, &clock, now),
+                    stop,
+                })
+            })
+            .collect())
     }
 
     /// The report's fields as recorded (grid, catalog item, title, description, location,

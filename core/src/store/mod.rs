@@ -32,7 +32,8 @@ use pending::{Op, PendingWrite};
 use projection::Changed;
 
 pub use incidents::{
-    Due, IncidentFilter, IncidentStats, IncidentSummary, NewIncident, ResidentContact, TimelineEntry, describe,
+    DepartmentDeadline, Due, IncidentFilter, IncidentStats, IncidentSummary, NewIncident, ResidentContact,
+    TimelineEntry, describe,
 };
 pub use read::{HouseholdSummary, ResidentHit};
 pub use schema::SCHEMA_VERSION;

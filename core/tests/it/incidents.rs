@@ -281,3 +281,22 @@ fn two_devices_merge_one_incident_and_derive_the_same_state() {
         a.store.incident_timeline(id).unwrap().iter().map(|entry| entry.mark == Mark::Applied).collect();
     assert_eq!(marks.iter().filter(|applied| !**applied).count(), 1, "one of the two lost the race: {marks:?}");
 }
+
+#[test]
+fn each_department_has_its_own_clock() {
+    let device = device();
+    let store = &device.store;
+    let (_, lead, _) = five_day_item(store);
+    let co = if lead == "urban_management" { "public_security" } else { "urban_management" };
+    let id = store.report_incident_at(new_incident(store, "道路积水"), worker(), ms("2025-09-29 09:00")).unwrap();
+    store.act_at(id, center(), ActionKind::Accept, ms("2025-09-30 09:00")).unwrap();
+    let dispatch = ActionKind::Dispatch { lead: dept(&lead), co_handlers: vec![dept(co)] };
+    store.act_at(id, center(), dispatch, ms("2025-09-30 10:00")).unwrap();
+    store.act_at(id, handler(co), ActionKind::Reject { reasons: "无职责".into() }, ms("2025-10-09 09:00")).unwrap();
+    let clocks = store.incident_department_deadlines(id, at("2025-10-20 09:00")).unwrap();
+    assert_eq!(clocks.len(), 2);
+    assert!(clocks[0].lead && clocks[0].status.overdue, "the lead's clock runs on past 10-14");
+    assert!(!clocks[1].lead && !clocks[1].status.overdue, "the co-handler's stopped on 10-09");
+    assert_eq!(clocks[1].stop.as_deref(), Some("rejected"));
+    assert_eq!(clocks[1].status.working_days_used, 1, "09-30 to 10-09: one working day");
+}
