@@ -414,7 +414,7 @@ impl Store {
             "SELECT department, lead, started_ms, stopped_ms, stop FROM incident_departments
              WHERE incident_id = ?1 ORDER BY position",
         )?;
-        let rows: Vec<(String, bool, i64, Option<i64>, Option<String>)> = statement
+        let rows: Vec<ClockRow> = statement
             .query_map([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?
             .collect::<Result<_, _>>()?;
         Ok(rows
@@ -561,6 +561,9 @@ impl Store {
         })
     }
 }
+
+/// An `incident_departments` row: department, lead, started, stopped, stop.
+type ClockRow = (String, bool, i64, Option<i64>, Option<String>);
 
 const SUMMARY_COLUMNS: &str = "id, grid_code, catalog_item, class, title, phase, reporter, reported_ms, \
      lead_department, co_handlers, lead_started_ms, lead_stopped_ms, resolved_on_spot, n_urged, escalated, \
