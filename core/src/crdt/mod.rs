@@ -38,7 +38,7 @@ use crate::model::{GridCode, RecordKind};
 pub const DOCUMENT_SCHEMA: i64 = 1;
 
 /// The actor of every genesis change; no device ever uses it.
-const GENESIS_ACTOR: &[u8] = b"wangge/genesis";
+pub(crate) const GENESIS_ACTOR: &[u8] = b"wangge/genesis";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DocKind {
@@ -125,7 +125,9 @@ pub fn genesis(kind: DocKind, grid: &GridCode) -> AutoCommit {
     doc
 }
 
-/// Checks that a loaded document is a grid document of a schema this version reads.
+/// Checks that a loaded document is a document of a schema this version reads, and that
+/// its containers are its genesis's own objects: a peer that put a new `residents` map or
+/// `actions` list at the root would otherwise hide everything in the old one.
 pub fn check_layout(doc: &AutoCommit, id: &DocId) -> crate::Result<()> {
     let schema = match doc.get(ROOT, "schema") {
         Ok(Some((automerge::Value::Scalar(value), _))) => value.as_i64(),
@@ -139,22 +141,25 @@ pub fn check_layout(doc: &AutoCommit, id: &DocId) -> crate::Result<()> {
                 format!("document schema {found} is newer than {DOCUMENT_SCHEMA}: update the app"),
             ));
         }
-        None => return Err(crate::Error::document(id, "not a grid document (no schema)")),
+        None => return Err(crate::Error::document(id, "not a wangge document (no schema)")),
     }
-    if id.kind == DocKind::Incident {
-        for (key, kind) in [("report", ObjType::Map), ("actions", ObjType::List)] {
-            match doc.get(ROOT, key) {
-                Ok(Some((automerge::Value::Object(found), _))) if found == kind => {}
-                _ => return Err(crate::Error::document(id, format!("{key} is missing"))),
-            }
+    let containers: Vec<(&str, ObjType)> = match id.kind {
+        DocKind::Incident => vec![("report", ObjType::Map), ("actions", ObjType::List)],
+        DocKind::Register | DocKind::Sensitive => {
+            id.kind.record_kinds().iter().map(|kind| (kind.plural(), ObjType::Map)).collect()
         }
-    }
-    for record_kind in id.kind.record_kinds() {
-        match doc.get(ROOT, record_kind.plural()) {
-            Ok(Some((automerge::Value::Object(ObjType::Map), _))) => {}
-            _ => {
-                return Err(crate::Error::document(id, format!("container {} is missing", record_kind.plural())));
+    };
+    let genesis_suffix = format!("@{}", ActorId::from(GENESIS_ACTOR));
+    for (key, kind) in containers {
+        let values = doc.get_all(ROOT, key).unwrap_or_default();
+        let from_genesis = match values.as_slice() {
+            [(automerge::Value::Object(found), object)] => {
+                *found == kind && object.to_string().ends_with(&genesis_suffix)
             }
+            _ => false,
+        };
+        if !from_genesis {
+            return Err(crate::Error::document(id, format!("{key} is missing or not the genesis's own")));
         }
     }
     Ok(())
@@ -201,6 +206,17 @@ mod tests {
         let heads = doc.get_heads();
         assert_eq!(heads.len(), 1);
         assert_eq!(heads[0].to_string(), PINNED_REGISTER_GENESIS);
+    }
+
+    #[test]
+    fn a_container_replaced_by_a_peer_is_refused() {
+        let id = DocId::new(DocKind::Register, &grid());
+        let mut doc = genesis(DocKind::Register, &grid()).with_actor(ActorId::random());
+        check_layout(&doc, &id).expect("the genesis is a valid layout");
+        doc.put_object(ROOT, "residents", ObjType::Map).expect("a fresh map");
+        doc.commit();
+        let error = check_layout(&doc, &id).expect_err("a second residents map hides the first");
+        assert!(error.to_string().contains("residents"), "{error}");
     }
 
     const PINNED_REGISTER_GENESIS: &str = "87de6f63bc09a54eca822cbaec5bd44f8e6cc31163661a68f6609c0f505035fd";

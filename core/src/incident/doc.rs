@@ -20,11 +20,9 @@ use crate::{Error, Result};
 
 pub const INCIDENT_SCHEMA: i64 = 1;
 
-const GENESIS_ACTOR: &[u8] = b"wangge/genesis";
-
 /// The genesis of an incident's document.
 pub fn genesis(incident_id: &str) -> AutoCommit {
-    let mut doc = AutoCommit::new().with_actor(ActorId::from(GENESIS_ACTOR));
+    let mut doc = AutoCommit::new().with_actor(ActorId::from(crate::crdt::GENESIS_ACTOR));
     let built: Result<(), automerge::AutomergeError> = (|| {
         doc.put(ROOT, "schema", INCIDENT_SCHEMA)?;
         doc.put(ROOT, "kind", "incident")?;
@@ -150,12 +148,17 @@ mod tests {
         DepartmentCode::parse(codes[rng.random_range(0..codes.len())]).unwrap()
     }
 
+    fn co_handlers(rng: &mut ChaCha8Rng) -> Vec<DepartmentCode> {
+        (0..rng.random_range(0..3)).map(|_| department(rng)).collect()
+    }
+
     fn random_actor(rng: &mut ChaCha8Rng) -> Actor {
         let (person, role, department) = match rng.random_range(0..6) {
             0 => ("w1", Role::FullTimeWorker, None),
             1 => ("w2", Role::PartTimeWorker, None),
             2 => ("c1", Role::CenterStaff(CenterLevel::Township), None),
             3 => ("c2", Role::CenterStaff(CenterLevel::County), None),
+            4 => ("p1", Role::ProfessionalWorker, Some(department(rng))),
             _ => ("h", Role::DepartmentHandler, Some(department(rng))),
         };
         Actor { person: person.into(), role, department }
@@ -164,13 +167,16 @@ mod tests {
     fn random_kind(rng: &mut ChaCha8Rng) -> ActionKind {
         match rng.random_range(0..15) {
             0 => ActionKind::Report,
-            1 => ActionKind::ResolveOnSpot { note: "已调解".into(), evidence: vec![] },
+            1 => ActionKind::ResolveOnSpot {
+                note: "已调解".into(),
+                evidence: vec![format!("sha256:{}", "0".repeat(64))],
+            },
             2 => ActionKind::Refuse { catalog_reference: "清单外".into(), reason: String::new() },
             3 => ActionKind::Withdraw { reason: String::new() },
             4 => ActionKind::Accept,
-            5 => ActionKind::Dispatch { lead: department(rng), co_handlers: vec![] },
+            5 => ActionKind::Dispatch { lead: department(rng), co_handlers: co_handlers(rng) },
             6 => ActionKind::Reject { reasons: "非本部门职责".into() },
-            7 => ActionKind::Redispatch { lead: department(rng), co_handlers: vec![] },
+            7 => ActionKind::Redispatch { lead: department(rng), co_handlers: co_handlers(rng) },
             8 => ActionKind::Progress { note: String::new() },
             9 => ActionKind::Complete { feedback: String::new(), evidence: vec![] },
             10 => ActionKind::Verify {

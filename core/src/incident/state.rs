@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::action::{Action, ActionKind, Verdict};
-use super::roles::{DepartmentCode, Role};
+use super::roles::{CenterLevel, DepartmentCode, Role};
 
 /// Where an incident stands in the closed loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -216,21 +216,38 @@ fn role_may(kind: &ActionKind, role: Role) -> bool {
         // 发现上报: workers find matters; the center registers those that reach it directly.
         ActionKind::Report => is_grid_worker(role) || is_center(role),
         ActionKind::ResolveOnSpot { .. } | ActionKind::Withdraw { .. } => is_grid_worker(role),
-        // A worker may refuse an item outside the catalog; the center may refuse to accept it.
+        // The center declines to accept (不予受理); a reporting worker takes back a matter
+        // outside the catalog (the reporter check follows).
         ActionKind::Refuse { .. } => is_grid_worker(role) || is_center(role),
         ActionKind::Accept
         | ActionKind::Dispatch { .. }
         | ActionKind::Redispatch { .. }
         | ActionKind::Urge { .. }
-        | ActionKind::Escalate { .. }
         | ActionKind::Archive => is_center(role),
+        // 提级办理 is for the city and county levels (seed 004 第二十三条).
+        ActionKind::Escalate { .. } => {
+            matches!(role, Role::CenterStaff(CenterLevel::City) | Role::CenterStaff(CenterLevel::County))
+        }
         ActionKind::Reject { .. } | ActionKind::Complete { .. } => role == Role::DepartmentHandler,
         ActionKind::Progress { .. } => role == Role::DepartmentHandler || is_center(role),
         // 任务核查 is done on site by grid workers or by the center; departments do not
-        // verify their own work.
+        // verify their own work (checked again for a worker of the lead department).
         ActionKind::Verify { .. } => is_grid_worker(role) || is_center(role),
         ActionKind::Evaluate { .. } => is_grid_worker(role) || is_center(role),
     }
+}
+
+/// A dispatch names each department once, and the lead not also as a co-handler.
+fn check_departments(lead: &DepartmentCode, co_handlers: &[DepartmentCode]) -> Result<(), NotApplied> {
+    if co_handlers.contains(lead) {
+        return Err(NotApplied::Invalid { rule: "the lead department is not also a co-handler".into() });
+    }
+    for (i, co) in co_handlers.iter().enumerate() {
+        if co_handlers[..i].contains(co) {
+            return Err(NotApplied::Invalid { rule: "a co-handler is named once".into() });
+        }
+    }
+    Ok(())
 }
 
 impl IncidentState {
@@ -254,9 +271,12 @@ impl IncidentState {
                 self.reporter = Some(action.actor.person.clone());
                 self.reported_ms = Some(now);
             }
-            ActionKind::ResolveOnSpot { .. } => {
+            ActionKind::ResolveOnSpot { evidence, .. } => {
                 self.require(phase == Phase::Reported, wrong_phase)?;
                 self.require_reporter(action)?;
+                if evidence.is_empty() {
+                    return Err(NotApplied::Invalid { rule: "resolving on the spot needs evidence (a photo)".into() });
+                }
                 self.phase = Phase::ResolvedOnSpot;
                 self.handled = true;
                 self.resolved_on_spot = true;
@@ -264,6 +284,9 @@ impl IncidentState {
             }
             ActionKind::Refuse { catalog_reference, .. } => {
                 self.require(phase == Phase::Reported, wrong_phase)?;
+                if is_grid_worker(role) {
+                    self.require_reporter(action)?;
+                }
                 if catalog_reference.trim().is_empty() {
                     return Err(NotApplied::Invalid { rule: "a refusal names the catalog reference".into() });
                 }
@@ -288,6 +311,11 @@ impl IncidentState {
             ActionKind::Redispatch { lead, co_handlers } => {
                 let after_dispatch = !self.clocks.is_empty();
                 self.require(after_dispatch && matches!(phase, Phase::Accepted | Phase::Dispatched), wrong_phase)?;
+                check_departments(lead, co_handlers)?;
+                if self.lead.as_ref() == Some(lead) {
+                    // Sending it to the department it is with would only restart its clock.
+                    return Err(NotApplied::Invalid { rule: "the incident is already with this department".into() });
+                }
                 self.stop_running(now, ClockStop::Redispatched);
                 self.send_to(lead, co_handlers, now)?;
             }
@@ -319,13 +347,15 @@ impl IncidentState {
                 if department.is_none() || self.lead.as_ref() != department {
                     return Err(NotApplied::NotResponsible);
                 }
-                if let Some(lead) = self.lead.clone() {
-                    self.stop(&lead, now, ClockStop::Completed);
-                }
+                // The co-handlers' part ends with the lead's completion.
+                self.stop_running(now, ClockStop::Completed);
                 self.phase = Phase::Completed;
             }
             ActionKind::Verify { verdict, .. } => {
                 self.require(phase == Phase::Completed, wrong_phase)?;
+                if action.actor.department.is_some() && action.actor.department == self.lead {
+                    return Err(NotApplied::NotResponsible);
+                }
                 match verdict {
                     Verdict::Pass => {
                         self.phase = Phase::Verified;
@@ -333,7 +363,8 @@ impl IncidentState {
                         self.closed_ms = Some(now);
                     }
                     Verdict::Fail => {
-                        // Back to the department, whose clock runs on from where it stopped.
+                        // Back to the department under its original deadline: the work it
+                        // reported done was not, and the time since counts against it.
                         if let Some(lead) = self.lead.clone()
                             && let Some(clock) = self.clock_mut(&lead)
                         {
@@ -344,11 +375,12 @@ impl IncidentState {
                 }
             }
             ActionKind::Urge { .. } => {
-                self.require(matches!(phase, Phase::Accepted | Phase::Dispatched | Phase::Completed), wrong_phase)?;
+                // 督办 urges the department the incident is with.
+                self.require(phase == Phase::Dispatched, wrong_phase)?;
                 self.n_urged += 1;
             }
             ActionKind::Escalate { leader, person, deadline } => {
-                self.require(phase.is_open(), wrong_phase)?;
+                self.require(matches!(phase, Phase::Accepted | Phase::Dispatched | Phase::Completed), wrong_phase)?;
                 if chrono::NaiveDate::parse_from_str(deadline, "%Y-%m-%d").is_err() {
                     return Err(NotApplied::Invalid { rule: "an escalation's deadline is a date, YYYY-MM-DD".into() });
                 }
@@ -388,16 +420,7 @@ impl IncidentState {
     }
 
     fn send_to(&mut self, lead: &DepartmentCode, co_handlers: &[DepartmentCode], now: i64) -> Result<(), NotApplied> {
-        if co_handlers.contains(lead) {
-            return Err(NotApplied::Invalid { rule: "the lead department is not also a co-handler".into() });
-        }
-        let mut seen = Vec::new();
-        for co in co_handlers {
-            if seen.contains(&co) {
-                return Err(NotApplied::Invalid { rule: "a co-handler is named once".into() });
-            }
-            seen.push(co);
-        }
+        check_departments(lead, co_handlers)?;
         self.lead = Some(lead.clone());
         self.co_handlers = co_handlers.to_vec();
         self.clocks.push(DepartmentClock { department: lead.clone(), lead: true, started_ms: now, stopped: None });
@@ -717,24 +740,86 @@ mod tests {
     }
 
     #[test]
-    fn urge_and_escalate_while_open() {
+    fn urge_the_department_and_escalate_at_county_or_city_level() {
+        let county = actor("c2", Role::CenterStaff(CenterLevel::County));
         let mut actions = dispatched();
         actions.extend([
             act(center(), ActionKind::Urge { note: "请加快".into() }),
             act(
-                center(),
+                county.clone(),
                 ActionKind::Escalate {
                     leader: "王局长".into(),
                     person: "李科长".into(),
                     deadline: "2026-11-30".into(),
                 },
             ),
-            act(center(), ActionKind::Escalate { leader: "x".into(), person: "y".into(), deadline: "soon".into() }),
+            act(county, ActionKind::Escalate { leader: "x".into(), person: "y".into(), deadline: "soon".into() }),
+            act(
+                center(),
+                ActionKind::Escalate { leader: "x".into(), person: "y".into(), deadline: "2026-12-01".into() },
+            ),
         ]);
         let state = fold(&actions);
         assert_eq!(state.n_urged, 1);
         assert_eq!(state.escalation.as_ref().unwrap().deadline, "2026-11-30");
         assert!(matches!(state.marks[5], Mark::NotApplied(NotApplied::Invalid { .. })));
+        // A township center does not escalate (seed 004 第二十三条).
+        assert_eq!(
+            state.marks[6],
+            Mark::NotApplied(NotApplied::RoleNotAllowed { role: Role::CenterStaff(CenterLevel::Township) })
+        );
+        // Urging is for the department the incident is with.
+        let early = fold(&[act(worker(), ActionKind::Report), act(center(), ActionKind::Urge { note: String::new() })]);
+        assert_eq!(early.marks[1], Mark::NotApplied(NotApplied::WrongPhase { phase: Phase::Reported }));
+    }
+
+    /// Regression: an invalid redispatch stopped the lead's clock although it did not apply;
+    /// a redispatch to the lead itself restarted its deadline.
+    #[test]
+    fn a_redispatch_that_does_not_apply_changes_nothing() {
+        let mut actions = dispatched();
+        actions.push(act_at(
+            center(),
+            ActionKind::Redispatch { lead: dept("justice"), co_handlers: vec![dept("justice")] },
+            9_000,
+        ));
+        actions.push(act_at(center(), ActionKind::Redispatch { lead: dept("police"), co_handlers: vec![] }, 9_500));
+        let state = fold(&actions);
+        assert!(matches!(state.marks[3], Mark::NotApplied(NotApplied::Invalid { .. })));
+        assert!(matches!(state.marks[4], Mark::NotApplied(NotApplied::Invalid { .. })));
+        assert_eq!(state.lead_clock().unwrap().stopped, None);
+        assert_eq!(state.lead_clock().unwrap().started_ms, 3_000);
+    }
+
+    /// Regression: co-handlers' clocks ran on after the lead completed.
+    #[test]
+    fn the_lead_completing_stops_every_clock() {
+        let mut actions = dispatched();
+        actions.push(act_at(handler("police"), complete(), 5_000));
+        let state = fold(&actions);
+        assert!(state.clocks.iter().all(|clock| clock.stopped == Some((5_000, ClockStop::Completed))));
+    }
+
+    #[test]
+    fn a_worker_refuses_only_their_own_report_and_resolving_needs_evidence() {
+        let refuse = ActionKind::Refuse { catalog_reference: "AQ-010".into(), reason: "专业执法事项".into() };
+        let state = fold(&[act(worker(), ActionKind::Report), act(actor("w2", Role::PartTimeWorker), refuse.clone())]);
+        assert_eq!(state.marks[1], Mark::NotApplied(NotApplied::NotTheReporter));
+        let state = fold(&[act(worker(), ActionKind::Report), act(center(), refuse)]);
+        assert_eq!(state.phase, Phase::Refused);
+        let bare = ActionKind::ResolveOnSpot { note: "已处理".into(), evidence: vec![] };
+        let state = fold(&[act(worker(), ActionKind::Report), act(worker(), bare)]);
+        assert!(matches!(state.marks[1], Mark::NotApplied(NotApplied::Invalid { .. })));
+    }
+
+    #[test]
+    fn a_department_does_not_verify_its_own_work() {
+        let mut actions = dispatched();
+        actions.push(act(handler("police"), complete()));
+        let own = Actor { person: "p1".into(), role: Role::ProfessionalWorker, department: Some(dept("police")) };
+        actions.push(act(own, verify(Verdict::Pass)));
+        let state = fold(&actions);
+        assert_eq!(state.marks[4], Mark::NotApplied(NotApplied::NotResponsible));
     }
 
     #[test]

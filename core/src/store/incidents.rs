@@ -106,10 +106,43 @@ impl std::fmt::Display for TimelineEntry {
             write!(f, ", {department}")?;
         }
         f.write_str(")")?;
+        let details = details(&action.kind);
+        if !details.is_empty() {
+            write!(f, " {details}")?;
+        }
         match &self.mark {
             Mark::Applied => Ok(()),
             Mark::NotApplied(why) => write!(f, " — not applied: {}", describe(why)),
         }
+    }
+}
+
+/// What an action carried, in a few words: departments, verdicts, reasons, notes.
+fn details(kind: &ActionKind) -> String {
+    let departments = |lead: &DepartmentCode, co: &[DepartmentCode]| {
+        if co.is_empty() { format!("→ {lead}") } else { format!("→ {lead} (协办 {})", ids(co)) }
+    };
+    match kind {
+        ActionKind::Report | ActionKind::Accept | ActionKind::Archive => String::new(),
+        ActionKind::ResolveOnSpot { note, evidence } => format!("{note} [{} photo(s)]", evidence.len()),
+        ActionKind::Refuse { catalog_reference, reason } => format!("{catalog_reference}: {reason}"),
+        ActionKind::Withdraw { reason } | ActionKind::Reject { reasons: reason } => reason.clone(),
+        ActionKind::Dispatch { lead, co_handlers } | ActionKind::Redispatch { lead, co_handlers } => {
+            departments(lead, co_handlers)
+        }
+        ActionKind::Progress { note } | ActionKind::Urge { note } => note.clone(),
+        ActionKind::Complete { feedback, evidence } => format!("{feedback} [{} photo(s)]", evidence.len()),
+        ActionKind::Verify { verdict, note } => {
+            let verdict = match verdict {
+                crate::incident::Verdict::Pass => "通过",
+                crate::incident::Verdict::Fail => "不通过",
+            };
+            if note.is_empty() { verdict.to_owned() } else { format!("{verdict}: {note}") }
+        }
+        ActionKind::Escalate { leader, person, deadline } => {
+            format!("责任领导 {leader}, 责任人 {person}, 期限 {deadline}")
+        }
+        ActionKind::Evaluate { satisfaction, comment } => format!("满意度 {satisfaction}/5 {comment}"),
     }
 }
 
@@ -132,7 +165,8 @@ pub fn describe(why: &NotApplied) -> String {
 pub struct IncidentFilter {
     pub grids: Vec<GridCode>,
     pub phases: Vec<Phase>,
-    /// Incidents currently with this department (lead, or co-handler whose clock runs).
+    /// Incidents dispatched to this department, as lead or co-handler, at any time (with
+    /// `phases: [Dispatched]`, those it is handling now).
     pub department: Option<DepartmentCode>,
     pub class: Option<MatterClass>,
     /// Reported by this person.
@@ -149,7 +183,7 @@ pub struct IncidentFilter {
 pub enum Due {
     /// Still running, at most one working day left.
     Soon,
-    /// Past the deadline (running, or stopped late).
+    /// Still with the department, past the deadline.
     Overdue,
 }
 
@@ -162,7 +196,8 @@ pub struct IncidentStats {
     /// By month reported, `YYYY-MM` (China time).
     pub by_month: BTreeMap<String, u32>,
     pub n_resolved_on_spot: u32,
-    /// Resolved on the spot, of all reported; `None` when nothing was reported.
+    /// Resolved on the spot, of those reported and neither refused nor withdrawn (refused
+    /// and withdrawn ones are archived in place); `None` when there are none.
     pub on_the_spot_rate: Option<f64>,
     /// Handled by a department whose clock stopped with completion.
     pub n_completed: u32,
@@ -189,6 +224,21 @@ fn china_time(ms: i64) -> Option<DateTime<FixedOffset>> {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// A description: up to 2,000 characters, several lines allowed, no other control characters.
+fn checked_description(text: &str) -> Result<String> {
+    let text = text.trim();
+    let n_chars = text.chars().count();
+    if n_chars > 2000 {
+        return Err(
+            InvalidField::new("description", Invalid::Length { expected: "at most 2000", found: n_chars }).into()
+        );
+    }
+    if let Some(position) = text.chars().position(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(InvalidField::new("description", Invalid::Character { position: position + 1 }).into());
+    }
+    Ok(text.to_owned())
 }
 
 fn checked_photo(hash: &str) -> Result<String> {
@@ -227,11 +277,7 @@ impl Store {
             return Err(Error::UnknownCatalogItem { code: incident.catalog_item });
         }
         let title = checked_text("title", &incident.title, 100)?;
-        let description = if incident.description.trim().is_empty() {
-            String::new()
-        } else {
-            checked_text("description", &incident.description, 2000)?
-        };
+        let description = checked_description(&incident.description)?;
         let photos = incident.photos.iter().map(|hash| checked_photo(hash)).collect::<Result<Vec<_>>>()?;
         let grid = incident.grid.as_str().to_owned();
         let id = IncidentId::new();
@@ -299,6 +345,19 @@ impl Store {
         }
         if let Some(unknown) = departments.iter().find(|code| self.catalog.department(code.as_str()).is_none()) {
             return Err(Error::UnknownDepartment { code: unknown.to_string() });
+        }
+        if let ActionKind::Refuse { catalog_reference, .. } = &kind {
+            // A refusal cites the catalog: the item that shows the matter is not the grid's.
+            match self.catalog.item(catalog_reference) {
+                Some(item) if !item.admitted => {}
+                _ => {
+                    return Err(InvalidField::new(
+                        "catalog_reference",
+                        Invalid::Rule("a refusal cites a catalog item that is not admitted into grids"),
+                    )
+                    .into());
+                }
+            }
         }
         if let ActionKind::ResolveOnSpot { evidence, .. } | ActionKind::Complete { evidence, .. } = &kind {
             for hash in evidence {
@@ -480,7 +539,11 @@ impl Store {
             let keep = match filter.due {
                 None => true,
                 Some(Due::Soon) => summary.deadline.is_some_and(|deadline| deadline.due_soon),
-                Some(Due::Overdue) => summary.deadline.is_some_and(|deadline| deadline.overdue),
+                // A worker's overdue list: still with the department and late. Late
+                // completions count in the on-time rate, not here.
+                Some(Due::Overdue) => {
+                    summary.phase == Phase::Dispatched && summary.deadline.is_some_and(|deadline| deadline.overdue)
+                }
             };
             if keep {
                 found.push(summary);
@@ -516,7 +579,10 @@ impl Store {
             }
         }
         let rate = |part: u32, whole: u32| (whole > 0).then(|| f64::from(part) / f64::from(whole));
-        stats.on_the_spot_rate = rate(stats.n_resolved_on_spot, stats.total);
+        let n_taken_up = stats.total
+            - stats.by_phase.get(Phase::Refused.code()).copied().unwrap_or(0)
+            - stats.by_phase.get(Phase::Withdrawn.code()).copied().unwrap_or(0);
+        stats.on_the_spot_rate = rate(stats.n_resolved_on_spot, n_taken_up);
         stats.on_time_rate = rate(stats.n_completed_on_time, stats.n_completed);
         Ok(stats)
     }
@@ -607,10 +673,7 @@ fn filter_sql(filter: &IncidentFilter) -> (String, Vec<rusqlite::types::Value>) 
     }
     if let Some(department) = &filter.department {
         let p = next(Value::Text(department.to_string()), &mut values);
-        conditions.push(format!(
-            "(lead_department = {p} OR id IN (SELECT incident_id FROM incident_departments
-                WHERE department = {p} AND stopped_ms IS NULL))"
-        ));
+        conditions.push(format!("id IN (SELECT incident_id FROM incident_departments WHERE department = {p})"));
     }
     if let Some(class) = filter.class {
         let p = next(Value::Text(class.code().to_owned()), &mut values);

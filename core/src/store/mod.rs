@@ -585,8 +585,7 @@ impl Store {
         let mut writer = self.writer();
         self.flush_pending(&mut writer)?;
         let Writer { conn, docs, .. } = &mut *writer;
-        let loaded =
-            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.key.clone() })?;
+        let loaded = loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| unknown_document(doc))?;
         Ok(loaded.get_heads())
     }
 
@@ -597,8 +596,7 @@ impl Store {
         let mut writer = self.writer();
         self.flush_pending(&mut writer)?;
         let Writer { conn, docs, .. } = &mut *writer;
-        let loaded =
-            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.key.clone() })?;
+        let loaded = loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| unknown_document(doc))?;
         let known: Vec<ChangeHash> =
             heads.iter().copied().filter(|hash| loaded.get_change_meta_by_hash(hash).is_some()).collect();
         Ok(loaded.get_changes(&known).into_iter().map(|change| change.raw_bytes().to_vec()).collect())
@@ -659,8 +657,7 @@ impl Store {
         let mut writer = self.writer();
         self.flush_pending(&mut writer)?;
         let Writer { conn, docs, .. } = &mut *writer;
-        let loaded =
-            loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| Error::UnknownGrid { grid: doc.key.clone() })?;
+        let loaded = loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| unknown_document(doc))?;
         Ok(loaded.save())
     }
 
@@ -705,6 +702,14 @@ impl Drop for OpenFile {
     fn drop(&mut self) {
         let mut open = OPEN_FILES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         open.retain(|path| path != &self.0);
+    }
+}
+
+/// The error for a document this device does not hold.
+fn unknown_document(doc: &DocId) -> Error {
+    match (doc.kind, IncidentId::parse(&doc.key)) {
+        (DocKind::Incident, Ok(incident)) => Error::UnknownIncident { incident },
+        _ => Error::UnknownGrid { grid: doc.key.clone() },
     }
 }
 

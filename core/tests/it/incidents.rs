@@ -183,7 +183,9 @@ fn queries_by_phase_department_class_reporter_and_date_with_counts() {
         .act_at(
             spot,
             worker(),
-            ActionKind::ResolveOnSpot { note: "已劝导".into(), evidence: vec![] },
+            ActionKind::ResolveOnSpot {
+                note: "已劝导".into(), evidence: vec![format!("sha256:{}", "cd".repeat(32))]
+            },
             ms("2025-08-05 09:30"),
         )
         .unwrap();
@@ -299,4 +301,33 @@ fn each_department_has_its_own_clock() {
     assert!(!clocks[1].lead && !clocks[1].status.overdue, "the co-handler's stopped on 10-09");
     assert_eq!(clocks[1].stop.as_deref(), Some("rejected"));
     assert_eq!(clocks[1].status.working_days_used, 1, "09-30 to 10-09: one working day");
+}
+
+/// Regressions from review: multi-line descriptions, refusals citing the catalog, the
+/// readable timeline's details, and the error for an incident this device does not hold.
+#[test]
+fn descriptions_refusals_details_and_unknown_incidents() {
+    let device = device();
+    let store = &device.store;
+    let mut multi_line = new_incident(store, "井盖缺失");
+    multi_line.description = "路口井盖缺失\n已设置警示".into();
+    let id = store.report_incident(multi_line, worker()).unwrap();
+
+    let admitted = five_day_item(store).0;
+    let cite =
+        |code: &str| ActionKind::Refuse { catalog_reference: code.into(), reason: "不属于网格事项".into() };
+    let error = store.act(id, center(), cite(&admitted)).unwrap_err();
+    assert!(matches!(&error, Error::Invalid(invalid) if invalid.field == "catalog_reference"), "{error}");
+    let not_admitted = store.catalog().items().find(|item| !item.admitted).unwrap().code.clone();
+    assert_eq!(store.act(id, center(), cite(&not_admitted)).unwrap(), Mark::Applied);
+    let timeline = store.incident_timeline(id).unwrap();
+    assert!(timeline[1].to_string().contains(&not_admitted), "{}", timeline[1]);
+
+    let (dispatched_id, lead) = dispatched(store);
+    let line = store.incident_timeline(dispatched_id).unwrap()[2].to_string();
+    assert!(line.contains(&format!("→ {lead}")), "{line}");
+
+    let unknown = IncidentId::new();
+    let error = store.changes_since(&DocId::incident(unknown), &[]).unwrap_err();
+    assert!(matches!(error, Error::UnknownIncident { incident } if incident == unknown), "{error}");
 }
