@@ -66,6 +66,18 @@ pub enum Error {
     #[error("stored value of {field} of {record} cannot be read: {reason}")]
     StoredValue { record: String, field: &'static str, reason: String },
 
+    #[error("this device is not enrolled with a sync server: enroll with a code first")]
+    NotEnrolled,
+
+    #[error("this device was revoked by the operator: its data must be exported and wiped")]
+    Revoked,
+
+    #[error("the sync server refused the request ({status} {code}): {message}")]
+    Refused { status: u16, code: String, message: String },
+
+    #[error("could not reach the sync server: {reason}")]
+    Transport { reason: String },
+
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 

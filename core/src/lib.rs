@@ -12,11 +12,12 @@ pub mod demo;
 mod error;
 pub mod incident;
 pub mod model;
-mod store;
+pub(crate) mod store;
+pub mod sync;
 
 pub use error::{Error, Result};
 pub use store::{
     DepartmentDeadline, Due, FailedCapture, HouseholdSummary, ImportSummary, IncidentFilter, IncidentStats,
-    IncidentSummary, NewIncident, OpenOptions, ResidentContact, ResidentHit, SCHEMA_VERSION, Store, TimelineEntry,
-    describe,
+    IncidentSummary, NewIncident, OpenOptions, ResidentContact, ResidentHit, SCHEMA_VERSION, Store, SyncStatus,
+    TimelineEntry, describe,
 };

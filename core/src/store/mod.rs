@@ -92,6 +92,15 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// Where sync stands on this device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncStatus {
+    pub enrolled: bool,
+    pub pending_changes: u64,
+    pub last_success_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
 /// A capture that could not be made into an automerge change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedCapture {
@@ -664,6 +673,50 @@ impl Store {
     /// The ids of the documents on this device.
     pub fn documents(&self) -> Result<Vec<DocId>> {
         documents::grid_doc_ids(&self.reader())
+    }
+
+    /// Sets bookkeeping values (sync cursor, token, times) in one transaction.
+    pub(crate) fn set_meta(&self, pairs: &[(&str, &str)]) -> Result<()> {
+        let mut writer = self.writer();
+        let tx = writer.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (key, value) in pairs {
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The server stores everything of `doc` up to `heads`: those become the acknowledged
+    /// heads, and local changes up to chunk `last_chunk` stop counting as pending.
+    pub(crate) fn acknowledge(&self, doc: &DocId, heads: &[ChangeHash], last_chunk: i64) -> Result<()> {
+        let mut writer = self.writer();
+        let tx = writer.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let key = doc.to_string();
+        tx.execute(
+            "UPDATE documents SET acked_heads = ?2, n_unacked_folded = 0 WHERE doc_id = ?1",
+            params![key, documents::encode_heads(heads)],
+        )?;
+        tx.execute(
+            "UPDATE document_chunks SET n_unacked = 0 WHERE doc_id = ?1 AND seq <= ?2",
+            params![key, last_chunk],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Where sync stands, for a status line: pending edits, the last success and error.
+    pub fn sync_status(&self) -> Result<SyncStatus> {
+        Ok(SyncStatus {
+            enrolled: self.meta("sync_token")?.is_some(),
+            pending_changes: self.pending_changes()?,
+            last_success_ms: self.meta("sync_last_success_ms")?.and_then(|ms| ms.parse().ok()),
+            last_error: self.meta("sync_last_error")?,
+        })
+    }
+
+    /// Records why the last sync failed (no personal data: transport and protocol errors).
+    pub fn record_sync_error(&self, error: &str) -> Result<()> {
+        self.set_meta(&[("sync_last_error", error)])
     }
 
     /// Runs a read on the reader connection (benchmarks and tests compare against plain SQL).

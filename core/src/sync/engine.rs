@@ -1,0 +1,156 @@
+//! The device's side of sync as state transitions, with no I/O (automerge's
+//! `generate_sync_message` / `receive_sync_message` are the model):
+//!
+//! ```text
+//! let round = store.begin_sync(budget)?;          // state in, request out
+//! let response = transport.post(&round.request); // (the transport's business)
+//! let outcome = store.finish_sync(round, response)?; // response in, state out
+//! ```
+//!
+//! A round pushes every local change the server has not acknowledged (changes after the
+//! document's acknowledged heads) and asks for the scopes' changes after the cursor.
+//! Acknowledgement covers what the round pushed, no more: captures made while it was in
+//! flight stay pending. Pulled changes are applied before the cursor moves, so a round
+//! cut off half-way is simply repeated (applying known changes is harmless).
+
+use automerge::ChangeHash;
+use rusqlite::OptionalExtension;
+
+use super::wire::{DocChanges, EnrollResponse, SyncRequest, SyncResponse};
+use crate::crdt::{DocId, DocKind};
+use crate::model::{Grid, GridCode, GridKind};
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// One round in flight: the request, and what it covers.
+#[derive(Debug, Clone)]
+pub struct SyncRound {
+    pub request: SyncRequest,
+    /// Each pushed document's heads when the round began.
+    pushed: Vec<(DocId, Vec<ChangeHash>)>,
+    /// The last chunk written when the round began: acknowledgement stops there.
+    last_chunk: i64,
+}
+
+/// What a round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncOutcome {
+    pub n_pushed_docs: usize,
+    pub n_pushed_changes: usize,
+    pub n_pulled_docs: usize,
+    pub n_pulled_bytes: usize,
+    /// Another page waits.
+    pub more: bool,
+}
+
+impl Store {
+    /// Records an enrollment: the token, who the device works for, and the grids it holds.
+    pub fn apply_enrollment(&self, enrollment: &EnrollResponse) -> Result<()> {
+        for grid in &enrollment.worker.grids {
+            let code = GridCode::parse(&grid.code, self.code_format())?;
+            let kind = GridKind::from_code(&grid.kind).unwrap_or(GridKind::Community);
+            self.add_grid(&Grid::new(code, &grid.name, kind)?, grid.sensitive)?;
+        }
+        let worker =
+            serde_json::to_string(&(&enrollment.worker.person, &enrollment.worker.role, &enrollment.worker.department))
+                .map_err(|error| Error::document("enrollment", error))?;
+        self.set_meta(&[
+            ("sync_token", enrollment.token.as_str()),
+            ("sync_worker", worker.as_str()),
+            ("device_id", enrollment.device_id.as_str()),
+        ])
+    }
+
+    /// The bearer token from enrollment, if the device is enrolled.
+    pub fn sync_token(&self) -> Result<Option<String>> {
+        self.meta("sync_token")
+    }
+
+    /// Starts a round: flushes pending captures, then gathers each document's changes
+    /// after its acknowledged heads, and the pull cursor.
+    pub fn begin_sync(&self, pull_budget: u32) -> Result<SyncRound> {
+        self.flush()?;
+        let cursor = self.meta("sync_cursor")?.and_then(|cursor| cursor.parse().ok()).unwrap_or(0);
+        let (acked, last_chunk) = self.with_reader(|conn| {
+            let mut statement = conn.prepare("SELECT doc_id, acked_heads FROM documents ORDER BY doc_id")?;
+            let acked: Vec<(String, Vec<u8>)> =
+                statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?;
+            let last_chunk: i64 =
+                conn.query_row("SELECT coalesce(max(seq), 0) FROM document_chunks", [], |row| row.get(0))?;
+            Ok((acked, last_chunk))
+        })?;
+        let mut pushes = Vec::new();
+        let mut pushed = Vec::new();
+        for (doc, acked_heads) in acked {
+            let Some(doc_id) = DocId::parse(&doc) else { continue };
+            let heads = self.heads(&doc_id)?;
+            let acked_heads: Vec<ChangeHash> =
+                acked_heads.chunks(32).filter_map(|bytes| ChangeHash::try_from(bytes).ok()).collect();
+            let mut sorted = heads.clone();
+            sorted.sort();
+            let mut acked_sorted = acked_heads.clone();
+            acked_sorted.sort();
+            if sorted == acked_sorted {
+                continue;
+            }
+            let changes = self.changes_since(&doc_id, &acked_heads)?;
+            if changes.is_empty() {
+                continue;
+            }
+            pushes.push(DocChanges { doc: doc.clone(), changes: changes.into_iter().map(Into::into).collect() });
+            pushed.push((doc_id, heads));
+        }
+        Ok(SyncRound { request: SyncRequest { cursor, pushes, pull_budget }, pushed, last_chunk })
+    }
+
+    /// Ends a round with the server's response: acknowledgements, then pulled documents,
+    /// then the cursor.
+    pub fn finish_sync(&self, round: SyncRound, response: SyncResponse) -> Result<SyncOutcome> {
+        let mut outcome = SyncOutcome { more: response.more, ..SyncOutcome::default() };
+        for (doc_id, heads) in &round.pushed {
+            let key = doc_id.to_string();
+            if !response.acks.contains(&key) {
+                continue;
+            }
+            let n_changes =
+                round.request.pushes.iter().find(|push| push.doc == key).map_or(0, |push| push.changes.len());
+            self.acknowledge(doc_id, heads, round.last_chunk)?;
+            outcome.n_pushed_docs += 1;
+            outcome.n_pushed_changes += n_changes;
+        }
+        for pull in response.pulls {
+            let doc_id = DocId::parse(&pull.doc).ok_or_else(|| {
+                Error::document(&pull.doc, "the server sent a document id this version does not know")
+            })?;
+            if doc_id.kind != DocKind::Incident && self.heads(&doc_id).is_err() {
+                // A grid document for a grid this device does not hold: not for it.
+                continue;
+            }
+            let mut changes: Vec<Vec<u8>> = Vec::new();
+            if let Some(snapshot) = pull.snapshot {
+                outcome.n_pulled_bytes += snapshot.len();
+                let mut saved =
+                    automerge::AutoCommit::load(&snapshot).map_err(|error| Error::document(&pull.doc, error))?;
+                changes.extend(saved.get_changes(&[]).into_iter().map(|change| change.raw_bytes().to_vec()));
+            }
+            outcome.n_pulled_bytes += pull.changes.iter().map(|change| change.len()).sum::<usize>();
+            changes.extend(pull.changes.into_iter().map(serde_bytes::ByteBuf::into_vec));
+            self.apply_changes(&doc_id, &changes)?;
+            outcome.n_pulled_docs += 1;
+        }
+        self.set_meta(&[
+            ("sync_cursor", response.cursor.to_string().as_str()),
+            ("sync_last_success_ms", chrono::Utc::now().timestamp_millis().to_string().as_str()),
+        ])?;
+        Ok(outcome)
+    }
+}
+
+/// Bookkeeping the sync engine keeps in the store's `meta` table.
+impl Store {
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.with_reader(|conn| {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get::<_, String>(0)).optional()
+        })
+    }
+}

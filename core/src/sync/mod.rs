@@ -1,0 +1,6 @@
+//! Sync: the protocol's messages ([`wire`]), the device's side of it as pure state
+//! transitions ([`engine`]), and the HTTP transport that carries them ([`http`]).
+
+pub mod engine;
+pub mod http;
+pub mod wire;

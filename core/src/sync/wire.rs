@@ -1,0 +1,186 @@
+//! The messages of sync protocol v1, as they travel: CBOR (RFC 8949), gzip-compressed.
+//!
+//! `docs/sync-protocol.md` is the specification; this module is its Rust form, shared by
+//! the device's client and the server. Decoding never trusts a length: a body is refused
+//! (not truncated) past [`MAX_BODY_BYTES`] compressed or [`MAX_DECODED_BYTES`] decoded.
+
+use std::io::{Read, Write};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The protocol version a request names in its `Wangge-Protocol` header.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The header naming the protocol version.
+pub const PROTOCOL_HEADER: &str = "wangge-protocol";
+/// The media type of every body.
+pub const CONTENT_TYPE: &str = "application/cbor";
+/// Largest compressed body a server accepts (413 beyond).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Largest body after decompression (400 `malformed` beyond: a compression bomb).
+pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+/// The pull budget a device asks for when it does not say.
+pub const DEFAULT_PULL_BUDGET: u32 = 512 * 1024;
+
+/// `POST /v1/enroll`: a one-time enrollment code for a token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The code the operator issued (the QR payload).
+    pub code: String,
+    /// The device's automerge actor id, 16 bytes: every change it makes carries it.
+    #[serde(with = "serde_bytes")]
+    pub actor: Vec<u8>,
+    pub device_name: String,
+    pub app_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The bearer token for every later request. Shown once; the server keeps its hash.
+    pub token: String,
+    pub device_id: String,
+    pub worker: WorkerInfo,
+}
+
+/// Who the device works for, as the server has them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub person: String,
+    /// A role code (`incident::roles::Role::code`).
+    pub role: String,
+    pub department: Option<String>,
+    /// The grids the worker is assigned to, with what the device needs to hold them.
+    pub grids: Vec<GridInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridInfo {
+    pub code: String,
+    pub name: String,
+    /// A grid kind code (`model::GridKind::code`).
+    pub kind: String,
+    /// Whether this device receives the grid's sensitive document.
+    pub sensitive: bool,
+}
+
+/// `POST /v1/sync`: what the device has not had acknowledged, and where its pull stands.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// The server sequence number up to which the device has received its scopes' changes.
+    pub cursor: u64,
+    /// Local changes, by document, that the server has not acknowledged.
+    pub pushes: Vec<DocChanges>,
+    /// How many bytes of documents the response may carry (one page).
+    pub pull_budget: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocChanges {
+    /// A document id: `register/<grid>`, `sensitive/<grid>`, `incident/<id>`.
+    pub doc: String,
+    /// Encoded automerge changes, in an order that respects their dependencies.
+    pub changes: Vec<serde_bytes::ByteBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// For each pushed document: stored. The device may count everything it pushed as acknowledged.
+    pub acks: Vec<String>,
+    /// Documents and changes the device lacks, in server order.
+    pub pulls: Vec<DocPull>,
+    /// Where the next request's pull continues.
+    pub cursor: u64,
+    /// Another page waits: sync again (without waiting) to get it.
+    pub more: bool,
+    /// Documents the device may no longer hold (its scopes changed): push their unsynced
+    /// edits, then purge them.
+    pub removed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocPull {
+    pub doc: String,
+    /// The whole document, saved, when it is new to the device.
+    pub snapshot: Option<serde_bytes::ByteBuf>,
+    /// Changes after what the device has (or after the snapshot).
+    pub changes: Vec<serde_bytes::ByteBuf>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A stable code: `malformed`, `unsupported_version`, `unauthorized`, `revoked`,
+    /// `forbidden`, `too_large`, `unknown_code`, `internal`.
+    pub code: String,
+    /// For people; never holds personal data.
+    pub message: String,
+}
+
+/// Why a body could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("body is {found} bytes, over the limit of {limit}")]
+    TooLarge { found: usize, limit: usize },
+    #[error("body is not valid gzip: {0}")]
+    Compression(String),
+    #[error("body is not the expected CBOR message: {0}")]
+    Cbor(String),
+}
+
+/// CBOR, then gzip.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut cbor = Vec::new();
+    // Writing CBOR into a Vec cannot fail for these plain structs.
+    let _ = ciborium::into_writer(message, &mut cbor);
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = gzip.write_all(&cbor);
+    gzip.finish().unwrap_or_default()
+}
+
+/// The reverse of [`encode`], refusing oversized or decompression-bomb bodies.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(WireError::TooLarge { found: body.len(), limit: MAX_BODY_BYTES });
+    }
+    let mut cbor = Vec::new();
+    let limit = MAX_DECODED_BYTES as u64 + 1;
+    flate2::read::GzDecoder::new(body)
+        .take(limit)
+        .read_to_end(&mut cbor)
+        .map_err(|error| WireError::Compression(error.to_string()))?;
+    if cbor.len() > MAX_DECODED_BYTES {
+        return Err(WireError::TooLarge { found: cbor.len(), limit: MAX_DECODED_BYTES });
+    }
+    ciborium::from_reader(cbor.as_slice()).map_err(|error| WireError::Cbor(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let request = SyncRequest {
+            cursor: 42,
+            pushes: vec![DocChanges { doc: "register/440703001001001".into(), changes: vec![vec![1u8, 2, 3].into()] }],
+            pull_budget: DEFAULT_PULL_BUDGET,
+        };
+        assert_eq!(decode::<SyncRequest>(&encode(&request)).unwrap(), request);
+    }
+
+    #[test]
+    fn garbage_truncation_and_bombs_are_refused() {
+        assert!(matches!(decode::<SyncRequest>(b"not gzip"), Err(WireError::Compression(_))));
+        let body = encode(&SyncRequest::default());
+        assert!(decode::<SyncRequest>(&body[..body.len() / 2]).is_err());
+        let wrong = encode(&ErrorBody { code: "x".into(), message: "y".into() });
+        assert!(matches!(decode::<SyncRequest>(&wrong), Err(WireError::Cbor(_))));
+        // 100 MB of zeros compress to ~100 KB: refused after decompressing 64 MB, not stored.
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gzip.write_all(&vec![0u8; 100 * 1024 * 1024]).unwrap();
+        let bomb = gzip.finish().unwrap();
+        assert!(matches!(decode::<SyncRequest>(&bomb), Err(WireError::TooLarge { .. })));
+    }
+}
