@@ -1,9 +1,97 @@
-//! wangge-server: the sync server. The protocol and storage arrive with the sync issue;
-//! until then the binary only says what it is.
+//! `wangge-server`: run the sync server and administer it.
 
-fn main() {
-    println!(
-        "wangge-server {}: the sync server is not built yet; see `cargo run --release -p wangge-core --example capture_demo`",
-        env!("CARGO_PKG_VERSION")
-    );
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wangge_core::model::GridCode;
+use wangge_server::{Service, SqliteStorage, Worker};
+
+#[derive(Debug, Parser)]
+#[command(name = "wangge-server", version, about = "The wangge sync server")]
+struct Cli {
+    /// The server's database (one SQLite file). Env: WANGGE_DB.
+    #[arg(long, env = "WANGGE_DB", default_value = "wangge-server.db", global = true)]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve sync protocol v1 until interrupted (Ctrl-C: finishes requests in flight).
+    Serve {
+        /// Env: WANGGE_LISTEN.
+        #[arg(long, env = "WANGGE_LISTEN", default_value = "127.0.0.1:7878")]
+        listen: SocketAddr,
+    },
+    /// Create (or update) a grid with its documents.
+    AddGrid {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "community")]
+        kind: String,
+    },
+    /// Create (or update) a worker and print a one-time enrollment code for a device.
+    AddWorker {
+        #[arg(long)]
+        person: String,
+        /// A role code: part_time_worker, full_time_worker, grid_leader, professional_worker,
+        /// center_staff_city|county|township, department_handler.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long = "grid")]
+        grids: Vec<String>,
+    },
+    /// Revoke a device: its next request is refused and told to wipe.
+    Revoke {
+        #[arg(long)]
+        device: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wangge-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let service = Service::new(SqliteStorage::open(&cli.db)?);
+    match cli.command {
+        Command::Serve { listen } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let (listener, addr) = wangge_server::bind(listen).await?;
+                println!("wangge-server: serving sync protocol v1 on http://{addr} (database {})", cli.db.display());
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                wangge_server::serve(listener, service, shutdown).await
+            })?;
+        }
+        Command::AddGrid { code, name, kind } => {
+            service.create_grid(&GridCode::parse_default(&code)?, &name, &kind)?;
+            println!("grid {code} ready");
+        }
+        Command::AddWorker { person, role, department, grids } => {
+            service.create_worker(&Worker { person: person.clone(), role, department, grids })?;
+            println!("enrollment code for {person}: {}", service.issue_enrollment_code(&person)?);
+        }
+        Command::Revoke { device } => {
+            let revoked = service.revoke(&device)?;
+            println!("{}", if revoked { "revoked" } else { "no such device" });
+        }
+    }
+    Ok(())
 }

@@ -1,1 +1,106 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: a real sync server on 127.0.0.1 with its own
+//! temporary SQLite file, and devices with their own stores.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use wangge_core::Store;
+use wangge_core::model::GridCode;
+use wangge_core::sync::http::SyncClient;
+use wangge_server::{Service, SqliteStorage, Worker};
+
+/// A running server; stops (gracefully) when dropped.
+#[derive(Debug)]
+pub struct TestServer {
+    pub url: String,
+    pub service: Service<SqliteStorage>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts a server on a free loopback port and waits until it answers.
+    pub async fn start() -> TestServer {
+        wangge_core::sync::http::install_crypto_provider();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let service = Service::new(SqliteStorage::open(&dir.path().join("server.db")).expect("the server database"));
+        let (listener, addr) =
+            wangge_server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a loopback port");
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = service.clone();
+        tokio::spawn(async move {
+            let _ = wangge_server::serve(listener, running, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        let url = format!("http://{addr}");
+        wait_until_ready(&url).await;
+        TestServer { url, service, shutdown: Some(shutdown), _dir: dir }
+    }
+
+    pub fn grid(&self, code: &str, name: &str) -> GridCode {
+        let code = GridCode::parse_default(code).expect("a valid grid code");
+        self.service.create_grid(&code, name, "community").expect("the grid");
+        code
+    }
+
+    /// Creates a worker and returns a one-time enrollment code.
+    pub fn worker(&self, person: &str, role: &str, department: Option<&str>, grids: &[&GridCode]) -> String {
+        self.service
+            .create_worker(&Worker {
+                person: person.into(),
+                role: role.into(),
+                department: department.map(str::to_owned),
+                grids: grids.iter().map(|grid| grid.as_str().to_owned()).collect(),
+            })
+            .expect("the worker");
+        self.service.issue_enrollment_code(person).expect("an enrollment code")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Polls `/healthz` until the server answers (never sleeps blindly for a fixed time).
+async fn wait_until_ready(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(response) = client.get(format!("{url}/healthz")).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the test server did not answer");
+}
+
+/// A device: its own store file and a client for the server.
+#[derive(Debug)]
+pub struct TestDevice {
+    pub store: Store,
+    pub client: SyncClient,
+    _dir: TempDir,
+}
+
+impl TestDevice {
+    /// A new device enrolled with `code`.
+    pub async fn enrolled(server: &TestServer, code: &str) -> TestDevice {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Store::open(dir.path().join("device.db")).expect("the device store");
+        let client = SyncClient::new(&server.url).expect("a client").with_retries(2, Duration::from_millis(10));
+        client.enroll(&store, code, "test device").await.expect("enrollment");
+        TestDevice { store, client, _dir: dir }
+    }
+
+    pub async fn sync(&self) -> wangge_core::sync::http::SyncProgress {
+        self.client.sync(&self.store, None).await.expect("a sync")
+    }
+}

@@ -611,6 +611,23 @@ impl Store {
         Ok(loaded.get_changes(&known).into_iter().map(|change| change.raw_bytes().to_vec()).collect())
     }
 
+    /// This device's own changes of a document after `heads` (what a sync pushes: the server
+    /// has everyone else's, it sent them).
+    pub(crate) fn own_changes_since(&self, doc: &DocId, heads: &[ChangeHash]) -> Result<Vec<Vec<u8>>> {
+        let mut writer = self.writer();
+        self.flush_pending(&mut writer)?;
+        let Writer { conn, docs, .. } = &mut *writer;
+        let loaded = loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| unknown_document(doc))?;
+        let known: Vec<ChangeHash> =
+            heads.iter().copied().filter(|hash| loaded.get_change_meta_by_hash(hash).is_some()).collect();
+        Ok(loaded
+            .get_changes(&known)
+            .into_iter()
+            .filter(|change| change.actor_id() == &self.actor)
+            .map(|change| change.raw_bytes().to_vec())
+            .collect())
+    }
+
     /// Applies changes received from a peer and re-projects every record they touch, in
     /// one transaction. Re-applying known changes is harmless.
     pub fn apply_changes(&self, doc: &DocId, changes: &[Vec<u8>]) -> Result<usize> {

@@ -93,7 +93,7 @@ impl Store {
             if sorted == acked_sorted {
                 continue;
             }
-            let changes = self.changes_since(&doc_id, &acked_heads)?;
+            let changes = self.own_changes_since(&doc_id, &acked_heads)?;
             if changes.is_empty() {
                 continue;
             }

@@ -47,8 +47,7 @@ pub struct SyncClient {
 impl SyncClient {
     /// A client for the server at `base_url` (e.g. `https://sync.example.cn`).
     pub fn new(base_url: &str) -> Result<Self> {
-        // rustls needs one process-wide crypto provider; a second install is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
@@ -172,6 +171,12 @@ impl SyncClient {
         let decoded = wire::decode(&bytes).map_err(|error| Error::Transport { reason: error.to_string() })?;
         Ok((decoded, bytes.len()))
     }
+}
+
+/// Installs rustls's ring provider for the process (any reqwest client needs one); a
+/// second call changes nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn hex_to_bytes(hex: &str) -> Vec<u8> {

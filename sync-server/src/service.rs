@@ -1,0 +1,402 @@
+//! The server's side of sync protocol v1, over a [`Storage`]: enrollment, push checks,
+//! scopes, and paged pulls. No HTTP here (`http.rs` carries it).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use automerge::{AutoCommit, Change};
+use sha2::{Digest, Sha256};
+use wangge_core::crdt::{DocId, DocKind, check_layout, genesis};
+use wangge_core::incident::doc as incident_doc;
+use wangge_core::incident::roles::Role;
+use wangge_core::incident::{Action, derive};
+use wangge_core::model::{GridCode, IncidentId};
+use wangge_core::sync::wire::{
+    DocPull, EnrollRequest, EnrollResponse, GridInfo, SyncRequest, SyncResponse, WorkerInfo,
+};
+
+use crate::storage::{Device, DocUpdate, GridRecord, Storage, StorageError, Worker};
+
+/// Why a request was refused; each maps to an HTTP status and a protocol error code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("this server speaks sync protocol 1")]
+    UnsupportedVersion,
+    #[error("unknown or missing token")]
+    Unauthorized,
+    #[error("this device was revoked")]
+    Revoked,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("unknown or already used enrollment code")]
+    UnknownCode,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error")]
+    Internal(#[from] StorageError),
+}
+
+impl ServiceError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ServiceError::Malformed(_) | ServiceError::UnsupportedVersion => 400,
+            ServiceError::Unauthorized | ServiceError::Revoked => 401,
+            ServiceError::Forbidden(_) => 403,
+            ServiceError::UnknownCode => 404,
+            ServiceError::Conflict(_) => 409,
+            ServiceError::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Malformed(_) => "malformed",
+            ServiceError::UnsupportedVersion => "unsupported_version",
+            ServiceError::Unauthorized => "unauthorized",
+            ServiceError::Revoked => "revoked",
+            ServiceError::Forbidden(_) => "forbidden",
+            ServiceError::UnknownCode => "unknown_code",
+            ServiceError::Conflict(_) => "conflict",
+            ServiceError::Internal(_) => "internal",
+        }
+    }
+}
+
+type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// SHA-256 in hex: tokens and enrollment codes are stored only this way.
+pub fn hash_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn random_secret() -> String {
+    let bytes: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()].iter().flat_map(|id| *id.as_bytes()).collect();
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The sync service over a storage.
+#[derive(Debug)]
+pub struct Service<S> {
+    storage: Arc<S>,
+}
+
+impl<S> Clone for Service<S> {
+    fn clone(&self) -> Self {
+        Self { storage: Arc::clone(&self.storage) }
+    }
+}
+
+/// The scopes a worker reads (and writes). Scope names: `grid:<code>:register`,
+/// `grid:<code>:sensitive`, `grid:<code>:incidents`, `dept:<code>:incidents`.
+pub fn readable_scopes(worker: &Worker) -> Vec<String> {
+    let role = Role::from_code(&worker.role);
+    let mut scopes = Vec::new();
+    if role == Some(Role::DepartmentHandler) {
+        if let Some(department) = &worker.department {
+            scopes.push(format!("dept:{department}:incidents"));
+        }
+        return scopes;
+    }
+    let sensitive = role.is_some_and(Role::may_see_sensitive_data);
+    for grid in &worker.grids {
+        scopes.push(format!("grid:{grid}:register"));
+        scopes.push(format!("grid:{grid}:incidents"));
+        if sensitive {
+            scopes.push(format!("grid:{grid}:sensitive"));
+        }
+    }
+    scopes
+}
+
+/// The scopes a document belongs to, from its id and (for incidents) its content.
+fn scopes_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
+    match doc_id.kind {
+        DocKind::Register => vec![format!("grid:{}:register", doc_id.key)],
+        DocKind::Sensitive => vec![format!("grid:{}:sensitive", doc_id.key)],
+        DocKind::Incident => {
+            let mut scopes = Vec::new();
+            let report = incident_doc::read_report(doc).unwrap_or_default();
+            if let Some((_, grid)) = report.iter().find(|(key, _)| key == "grid") {
+                scopes.push(format!("grid:{grid}:incidents"));
+            }
+            let timeline = incident_doc::read_timeline(doc).unwrap_or_default();
+            let state = derive(timeline.iter().map(Option::as_ref));
+            let departments: BTreeSet<String> = state.clocks.iter().map(|clock| clock.department.to_string()).collect();
+            scopes.extend(departments.into_iter().map(|department| format!("dept:{department}:incidents")));
+            scopes
+        }
+    }
+}
+
+impl<S: Storage> Service<S> {
+    pub fn new(storage: S) -> Self {
+        Self { storage: Arc::new(storage) }
+    }
+
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Creates a grid, with its register and sensitive documents from their genesis.
+    pub fn create_grid(&self, code: &GridCode, name: &str, kind: &str) -> Result<()> {
+        self.storage.create_grid(&GridRecord {
+            code: code.as_str().to_owned(),
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+        })?;
+        let mut updates = Vec::new();
+        for doc_kind in [DocKind::Register, DocKind::Sensitive] {
+            let id = DocId::new(doc_kind, code);
+            if self.storage.snapshot(&id.to_string())?.is_none() {
+                let mut doc = genesis(doc_kind, code);
+                updates.push(DocUpdate {
+                    doc: id.to_string(),
+                    snapshot: doc.save(),
+                    scopes: scopes_of(&id, &doc),
+                    changes: Vec::new(),
+                });
+            }
+        }
+        self.storage.commit(&updates)?;
+        Ok(())
+    }
+
+    pub fn create_worker(&self, worker: &Worker) -> Result<()> {
+        if Role::from_code(&worker.role).is_none() {
+            return Err(ServiceError::Malformed(format!("unknown role {}", worker.role)));
+        }
+        for grid in &worker.grids {
+            if self.storage.grid(grid)?.is_none() {
+                return Err(ServiceError::Malformed(format!("unknown grid {grid}: create it first")));
+            }
+        }
+        Ok(self.storage.create_worker(worker)?)
+    }
+
+    /// A one-time enrollment code for a worker's new device (the QR payload).
+    pub fn issue_enrollment_code(&self, person: &str) -> Result<String> {
+        if self.storage.worker(person)?.is_none() {
+            return Err(ServiceError::Malformed(format!("unknown worker {person}")));
+        }
+        let code = random_secret()[..20].to_owned();
+        self.storage.create_enrollment_code(person, &hash_secret(&code), now_ms())?;
+        Ok(code)
+    }
+
+    pub fn revoke(&self, device_id: &str) -> Result<bool> {
+        Ok(self.storage.revoke_device(device_id)?)
+    }
+
+    pub fn enroll(&self, request: EnrollRequest) -> Result<EnrollResponse> {
+        if request.actor.len() != 16 {
+            return Err(ServiceError::Malformed("an actor id is 16 bytes".into()));
+        }
+        let token = random_secret();
+        let device = Device {
+            id: uuid::Uuid::now_v7().to_string(),
+            person: String::new(),
+            actor: request.actor,
+            revoked: false,
+        };
+        let person = match self.storage.redeem_enrollment_code(
+            &hash_secret(&request.code),
+            &device,
+            &hash_secret(&token),
+            now_ms(),
+        ) {
+            Ok(Some(person)) => person,
+            Ok(None) => return Err(ServiceError::UnknownCode),
+            Err(StorageError::Conflict(message)) => return Err(ServiceError::Conflict(message)),
+            Err(error) => return Err(error.into()),
+        };
+        let worker = self.storage.worker(&person)?.ok_or(ServiceError::UnknownCode)?;
+        let sensitive = Role::from_code(&worker.role).is_some_and(Role::may_see_sensitive_data);
+        let mut grids = Vec::new();
+        if Role::from_code(&worker.role) != Some(Role::DepartmentHandler) {
+            for code in &worker.grids {
+                if let Some(grid) = self.storage.grid(code)? {
+                    grids.push(GridInfo { code: grid.code, name: grid.name, kind: grid.kind, sensitive });
+                }
+            }
+        }
+        Ok(EnrollResponse {
+            token,
+            device_id: device.id,
+            worker: WorkerInfo { person: worker.person, role: worker.role, department: worker.department, grids },
+        })
+    }
+
+    /// One round: checks and stores the pushes (all or nothing), then pages the pull.
+    pub fn sync(&self, token: &str, request: SyncRequest) -> Result<SyncResponse> {
+        let device = self.storage.device_by_token(&hash_secret(token))?.ok_or(ServiceError::Unauthorized)?;
+        if device.revoked {
+            return Err(ServiceError::Revoked);
+        }
+        let worker = self.storage.worker(&device.person)?.ok_or(ServiceError::Unauthorized)?;
+        let readable = readable_scopes(&worker);
+        let acks = self.push(&device, &worker, &readable, &request)?;
+        let mut response = self.pull(&device, &readable, request.cursor, request.pull_budget)?;
+        response.acks = acks;
+        Ok(response)
+    }
+
+    fn push(
+        &self,
+        device: &Device,
+        worker: &Worker,
+        readable: &[String],
+        request: &SyncRequest,
+    ) -> Result<Vec<String>> {
+        let mut updates = Vec::new();
+        for push in &request.pushes {
+            let doc_id = DocId::parse(&push.doc)
+                .ok_or_else(|| ServiceError::Malformed(format!("unknown document id {}", push.doc)))?;
+            let mut changes = Vec::with_capacity(push.changes.len());
+            for bytes in &push.changes {
+                let change = Change::from_bytes(bytes.to_vec())
+                    .map_err(|_| ServiceError::Malformed(format!("{}: a change does not decode", push.doc)))?;
+                if change.actor_id().to_bytes() != device.actor.as_slice() {
+                    return Err(ServiceError::Forbidden(format!(
+                        "{}: a change is authored by another device",
+                        push.doc
+                    )));
+                }
+                changes.push(change);
+            }
+            let mut doc = match self.storage.snapshot(&push.doc)? {
+                Some(snapshot) => {
+                    AutoCommit::load(&snapshot).map_err(|_| ServiceError::Malformed("stored document".into()))?
+                }
+                None => match doc_id.kind {
+                    DocKind::Incident => {
+                        IncidentId::parse(&doc_id.key)
+                            .map_err(|_| ServiceError::Malformed("an incident id is a UUID".into()))?;
+                        incident_doc::genesis(&doc_id.key)
+                    }
+                    // Grid documents exist from the grid's creation.
+                    _ => return Err(ServiceError::Forbidden(format!("{}: unknown grid", push.doc))),
+                },
+            };
+            let before: BTreeSet<String> = timeline_ids(&doc);
+            let scopes_before = scopes_of(&doc_id, &doc);
+            let new: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = changes
+                .iter()
+                .filter(|change| doc.get_change_meta_by_hash(&change.hash()).is_none())
+                .map(|change| {
+                    (change.hash().0.to_vec(), change.actor_id().to_bytes().to_vec(), change.raw_bytes().to_vec())
+                })
+                .collect();
+            doc.apply_changes(changes)
+                .map_err(|_| ServiceError::Malformed(format!("{}: changes do not apply", push.doc)))?;
+            if !doc.get_missing_deps(&[]).is_empty() {
+                return Err(ServiceError::Malformed(format!(
+                    "{}: changes depend on changes the server does not have: push from the last acknowledged heads",
+                    push.doc
+                )));
+            }
+            check_layout(&doc, &doc_id).map_err(|error| ServiceError::Malformed(error.to_string()))?;
+            let scopes_after = scopes_of(&doc_id, &doc);
+            let may_write = scopes_before.iter().chain(&scopes_after).any(|scope| readable.contains(scope));
+            if !may_write {
+                return Err(ServiceError::Forbidden(format!("{}: outside this device's scopes", push.doc)));
+            }
+            if doc_id.kind == DocKind::Incident {
+                check_actions(&doc, &before, worker)?;
+            }
+            updates.push(DocUpdate { doc: push.doc.clone(), snapshot: doc.save(), scopes: scopes_after, changes: new });
+        }
+        self.storage.commit(&updates)?;
+        Ok(request.pushes.iter().map(|push| push.doc.clone()).collect())
+    }
+
+    fn pull(&self, device: &Device, readable: &[String], cursor: u64, budget: u32) -> Result<SyncResponse> {
+        let budget = if budget == 0 { wangge_core::sync::wire::DEFAULT_PULL_BUDGET } else { budget } as usize;
+        let mut response = SyncResponse { cursor, ..SyncResponse::default() };
+        let visible = self.storage.visible_documents(readable)?;
+        let mut held = self.storage.held_documents(&device.id)?;
+        for doc in held.keys().filter(|doc| !visible.contains_key(*doc)).cloned().collect::<Vec<_>>() {
+            response.removed.push(doc.clone());
+            self.storage.set_held(&device.id, &doc, None)?;
+            held.remove(&doc);
+        }
+        let mut used = 0usize;
+        let mut new_docs: Vec<(&String, &i64)> = visible.iter().filter(|(doc, _)| !held.contains_key(*doc)).collect();
+        new_docs.sort();
+        for (doc, up_to) in new_docs {
+            if used >= budget && !response.pulls.is_empty() {
+                response.more = true;
+                return Ok(response);
+            }
+            let Some(snapshot) = self.storage.snapshot(doc)? else { continue };
+            used += snapshot.len();
+            response.pulls.push(DocPull { doc: doc.clone(), snapshot: Some(snapshot.into()), changes: Vec::new() });
+            self.storage.set_held(&device.id, doc, Some(*up_to))?;
+            held.insert(doc.clone(), *up_to);
+        }
+        let horizon = self.storage.max_seq()?;
+        let docs: Vec<String> = held.keys().cloned().collect();
+        let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
+        const ROWS: usize = 2000;
+        let entries = self.storage.log_after(cursor, &docs, ROWS)?;
+        let mut last = cursor;
+        let mut by_doc: HashMap<String, usize> = HashMap::new();
+        for entry in &entries {
+            if entry.seq > horizon {
+                break;
+            }
+            if used >= budget && !response.pulls.is_empty() {
+                response.more = true;
+                break;
+            }
+            last = entry.seq;
+            let skip = entry.actor == device.actor || held.get(&entry.doc).is_some_and(|up_to| entry.seq <= *up_to);
+            if skip {
+                continue;
+            }
+            used += entry.bytes.len();
+            let index = *by_doc.entry(entry.doc.clone()).or_insert_with(|| {
+                response.pulls.push(DocPull { doc: entry.doc.clone(), snapshot: None, changes: Vec::new() });
+                response.pulls.len() - 1
+            });
+            response.pulls[index].changes.push(entry.bytes.clone().into());
+        }
+        if !response.more {
+            if entries.len() >= ROWS {
+                response.more = true;
+            } else {
+                // Everything up to the horizon in the device's documents is with it now.
+                last = last.max(horizon);
+            }
+        }
+        response.cursor = u64::try_from(last).unwrap_or(0);
+        Ok(response)
+    }
+}
+
+fn timeline_ids(doc: &AutoCommit) -> BTreeSet<String> {
+    incident_doc::read_timeline(doc).unwrap_or_default().into_iter().flatten().map(|action| action.id).collect()
+}
+
+/// The actions a push adds to an incident must be the worker's own: their person, role
+/// and department as enrolled, not whatever the device claims.
+fn check_actions(doc: &AutoCommit, before: &BTreeSet<String>, worker: &Worker) -> Result<()> {
+    let timeline = incident_doc::read_timeline(doc).map_err(|error| ServiceError::Malformed(error.to_string()))?;
+    for action in timeline.iter().flatten().filter(|action: &&Action| !before.contains(&action.id)) {
+        let department = action.actor.department.as_ref().map(ToString::to_string);
+        if action.actor.person != worker.person
+            || action.actor.role.code() != worker.role
+            || department != worker.department
+        {
+            return Err(ServiceError::Forbidden(
+                "an action claims another person, role or department than the device's worker".into(),
+            ));
+        }
+    }
+    Ok(())
+}

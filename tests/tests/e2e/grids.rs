@@ -1,0 +1,96 @@
+//! Grid data through the server: every device that may see it converges; nobody else gets it.
+
+use wangge_core::demo::{DemoOptions, generate_grid};
+use wangge_core::model::*;
+use wangge_tests::{TestDevice, TestServer};
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_of_every_role_converge_and_part_time_workers_get_no_sensitive_data() {
+    let server = TestServer::start().await;
+    let grid = server.grid("440703001001001", "长堤社区第1网格");
+    let other = server.grid("440703001001002", "长堤社区第2网格");
+    let full_time = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&grid])).await;
+    let part_time = TestDevice::enrolled(&server, &server.worker("p1", "part_time_worker", None, &[&grid])).await;
+    let leader = TestDevice::enrolled(&server, &server.worker("l1", "grid_leader", None, &[&grid, &other])).await;
+    let center =
+        TestDevice::enrolled(&server, &server.worker("c1", "center_staff_township", None, &[&grid, &other])).await;
+    let elsewhere = TestDevice::enrolled(&server, &server.worker("w2", "full_time_worker", None, &[&other])).await;
+
+    // Offline: the full-time worker imports the grid and edits; the leader adds a building.
+    let records =
+        generate_grid(&grid, &DemoOptions { households: 30, organizations: 3, components: 3, ..Default::default() });
+    full_time.store.import(&grid, &records).unwrap();
+    let (resident, _) = records.residents[0];
+    full_time
+        .store
+        .update_resident(
+            resident,
+            ResidentPatch { phone: Some(Some(Phone::parse("13900001111").unwrap())), ..Default::default() },
+        )
+        .unwrap();
+    let building = leader
+        .store
+        .add_building(
+            &grid,
+            NewBuilding {
+                name: Label::parse("新建1栋").unwrap(),
+                address: Address::parse("江门市蓬江区港口路100号").unwrap(),
+                location: None,
+                floors: Some(6),
+                units: Some(1),
+                usage: BuildingUse::Residential,
+            },
+        )
+        .unwrap();
+
+    // Syncs in varied orders until everyone has everything.
+    for device in [&leader, &full_time, &part_time, &center, &elsewhere, &leader, &full_time, &part_time, &center] {
+        device.sync().await;
+    }
+    assert_eq!(full_time.store.pending_changes().unwrap(), 0);
+    assert_eq!(leader.store.pending_changes().unwrap(), 0);
+
+    let register = dump(&full_time.store, REGISTER);
+    assert_eq!(full_time.store.building(building).unwrap().name.as_str(), "新建1栋");
+    for device in [&part_time, &leader, &center] {
+        assert_eq!(dump(&device.store, REGISTER), register);
+    }
+    let sensitive = dump(&full_time.store, SENSITIVE);
+    assert!(!sensitive.is_empty());
+    assert_eq!(dump(&leader.store, SENSITIVE), sensitive);
+    assert_eq!(dump(&center.store, SENSITIVE), sensitive);
+    // Minimum necessary: no sensitive document, no sensitive rows on the part-time phone.
+    assert!(dump(&part_time.store, SENSITIVE).is_empty());
+    let [_, sensitive_doc] =
+        [DocKind::Register, DocKind::Sensitive].map(|kind| wangge_core::crdt::DocId::new(kind, &grid));
+    assert!(part_time.store.heads(&sensitive_doc).is_err());
+    // A worker of another grid received nothing of this one.
+    assert!(dump(&elsewhere.store, REGISTER).is_empty());
+    assert!(elsewhere.store.heads(&wangge_core::crdt::DocId::new(DocKind::Register, &grid)).is_err());
+}
+
+use wangge_core::crdt::DocKind;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_edit_syncs_in_one_round_trip_and_few_bytes() {
+    let server = TestServer::start().await;
+    let grid = server.grid("440703001001001", "长堤社区第1网格");
+    let a = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&grid])).await;
+    let b = TestDevice::enrolled(&server, &server.worker("l1", "grid_leader", None, &[&grid])).await;
+    let records =
+        generate_grid(&grid, &DemoOptions { households: 20, organizations: 2, components: 2, ..Default::default() });
+    a.store.import(&grid, &records).unwrap();
+    a.sync().await;
+    b.sync().await;
+    let (resident, _) = records.residents[3];
+    a.store.update_resident(resident, ResidentPatch { relation: Some(Relation::Other), ..Default::default() }).unwrap();
+    let pushed = a.sync().await;
+    assert_eq!(pushed.pages, 1);
+    let pulled = b.sync().await;
+    assert_eq!(pulled.pages, 1);
+    let total = pushed.bytes_sent + pushed.bytes_received + pulled.bytes_sent + pulled.bytes_received;
+    assert!(total < 1024, "one edit cost {total} bytes on the wire");
+    assert_eq!(b.store.resident(resident).unwrap().relation, Relation::Other);
+}

@@ -1,0 +1,93 @@
+//! An incident through the whole loop, every step on a different device, all through sync.
+
+use wangge_core::incident::roles::{CenterLevel, DepartmentCode, Role};
+use wangge_core::incident::{ActionKind, Actor, Mark, Phase, Verdict};
+use wangge_core::{IncidentFilter, NewIncident};
+use wangge_tests::{TestDevice, TestServer};
+
+fn dept(code: &str) -> DepartmentCode {
+    DepartmentCode::parse(code).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incident_runs_the_closed_loop_through_sync() {
+    let server = TestServer::start().await;
+    let grid = server.grid("440703001001001", "长堤社区第1网格");
+    let worker = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&grid])).await;
+    let center = TestDevice::enrolled(&server, &server.worker("c1", "center_staff_township", None, &[&grid])).await;
+    let police =
+        TestDevice::enrolled(&server, &server.worker("h-police", "department_handler", Some("public_security"), &[]))
+            .await;
+    let urban =
+        TestDevice::enrolled(&server, &server.worker("h-urban", "department_handler", Some("urban_management"), &[]))
+            .await;
+    let me = Actor { person: "w1".into(), role: Role::FullTimeWorker, department: None };
+    let staff = Actor { person: "c1".into(), role: Role::CenterStaff(CenterLevel::Township), department: None };
+    let police_handler =
+        Actor { person: "h-police".into(), role: Role::DepartmentHandler, department: Some(dept("public_security")) };
+    let urban_handler =
+        Actor { person: "h-urban".into(), role: Role::DepartmentHandler, department: Some(dept("urban_management")) };
+
+    let item = worker.store.catalog().items().find(|item| item.admitted).unwrap().code.clone();
+    let id = worker
+        .store
+        .report_incident(
+            NewIncident {
+                grid: grid.clone(),
+                catalog_item: item,
+                title: "占道经营".into(),
+                description: "早市摊位占用人行道".into(),
+                location: None,
+                residents: vec![],
+                households: vec![],
+                organizations: vec![],
+                photos: vec![],
+                reported_by_resident: None,
+            },
+            me.clone(),
+        )
+        .unwrap();
+    worker.sync().await;
+    center.sync().await;
+    // Before dispatch, no department sees it.
+    police.sync().await;
+    assert!(police.store.incidents(&IncidentFilter::default(), now()).unwrap().is_empty());
+
+    assert_eq!(center.store.act(id, staff.clone(), ActionKind::Accept).unwrap(), Mark::Applied);
+    let dispatch = ActionKind::Dispatch { lead: dept("public_security"), co_handlers: vec![] };
+    assert_eq!(center.store.act(id, staff.clone(), dispatch).unwrap(), Mark::Applied);
+    center.sync().await;
+    police.sync().await;
+    assert_eq!(police.store.incident(id, now()).unwrap().phase, Phase::Dispatched);
+    let reject = ActionKind::Reject { reasons: "不属于公安职责".into() };
+    assert_eq!(police.store.act(id, police_handler, reject).unwrap(), Mark::Applied);
+    police.sync().await;
+    center.sync().await;
+    let redispatch = ActionKind::Redispatch { lead: dept("urban_management"), co_handlers: vec![] };
+    assert_eq!(center.store.act(id, staff.clone(), redispatch).unwrap(), Mark::Applied);
+    center.sync().await;
+    urban.sync().await;
+    let complete = ActionKind::Complete { feedback: "已清理".into(), evidence: vec![] };
+    assert_eq!(urban.store.act(id, urban_handler, complete).unwrap(), Mark::Applied);
+    urban.sync().await;
+    worker.sync().await;
+    let verify = ActionKind::Verify { verdict: Verdict::Pass, note: "现场核实".into() };
+    assert_eq!(worker.store.act(id, me, verify).unwrap(), Mark::Applied);
+    worker.sync().await;
+    center.sync().await;
+    assert_eq!(center.store.act(id, staff, ActionKind::Archive).unwrap(), Mark::Applied);
+    center.sync().await;
+    for device in [&worker, &police, &urban] {
+        device.sync().await;
+    }
+    let archived = center.store.incident(id, now()).unwrap();
+    assert_eq!(archived.phase, Phase::Archived);
+    assert_eq!(worker.store.incident(id, now()).unwrap(), archived);
+    assert_eq!(worker.store.incident_timeline(id).unwrap(), center.store.incident_timeline(id).unwrap());
+    // The department that rejected it still holds it (it was dispatched to it), and the other one too.
+    assert_eq!(urban.store.incident(id, now()).unwrap().phase, Phase::Archived);
+}
+
+fn now() -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::Utc::now().with_timezone(&wangge_core::calendar::CHINA_TIME)
+}
