@@ -48,6 +48,12 @@ enum Command {
         #[arg(long = "grid")]
         grids: Vec<String>,
     },
+    /// The demo: a server with a demo city, devices of every role syncing with it.
+    Demo {
+        /// Where the server's and the devices' files go (emptied first).
+        #[arg(long, default_value = "target/demo")]
+        dir: PathBuf,
+    },
     /// Revoke a device: its next request is refused and told to wipe.
     Revoke {
         #[arg(long)]
@@ -67,6 +73,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    if let Command::Demo { dir } = &cli.command {
+        return wangge_server::demo::run(dir);
+    }
     let service = Service::new(SqliteStorage::open(&cli.db)?);
     match cli.command {
         Command::Serve { listen } => {
@@ -88,6 +97,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             service.create_worker(&Worker { person: person.clone(), role, department, grids })?;
             println!("enrollment code for {person}: {}", service.issue_enrollment_code(&person)?);
         }
+        Command::Demo { .. } => {}
         Command::Revoke { device } => {
             let revoked = service.revoke(&device)?;
             println!("{}", if revoked { "revoked" } else { "no such device" });

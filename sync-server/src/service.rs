@@ -15,7 +15,7 @@ use wangge_core::sync::wire::{
     DocPull, EnrollRequest, EnrollResponse, GridInfo, SyncRequest, SyncResponse, WorkerInfo,
 };
 
-use crate::storage::{Device, DocUpdate, GridRecord, Storage, StorageError, Worker};
+use crate::storage::{Device, DocUpdate, GridRecord, HeldState, Storage, StorageError, Worker};
 
 /// Why a request was refused; each maps to an HTTP status and a protocol error code.
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +240,7 @@ impl<S: Storage> Service<S> {
         }
         let worker = self.storage.worker(&device.person)?.ok_or(ServiceError::Unauthorized)?;
         let readable = readable_scopes(&worker);
+        self.confirm(&device, &request.received)?;
         let acks = self.push(&device, &worker, &readable, &request)?;
         let mut response = self.pull(&device, &readable, request.cursor, request.pull_budget)?;
         response.acks = acks;
@@ -254,6 +255,8 @@ impl<S: Storage> Service<S> {
         request: &SyncRequest,
     ) -> Result<Vec<String>> {
         let mut updates = Vec::new();
+        let mut acks = Vec::new();
+        let held = self.storage.held_documents(&device.id)?;
         for push in &request.pushes {
             let doc_id = DocId::parse(&push.doc)
                 .ok_or_else(|| ServiceError::Malformed(format!("unknown document id {}", push.doc)))?;
@@ -304,31 +307,66 @@ impl<S: Storage> Service<S> {
             let scopes_after = scopes_of(&doc_id, &doc);
             let may_write = scopes_before.iter().chain(&scopes_after).any(|scope| readable.contains(scope));
             if !may_write {
+                if held.contains_key(&push.doc) {
+                    // The worker was reassigned: these edits are not taken (nor acknowledged);
+                    // the response tells the device to remove the document, and it exports them.
+                    continue;
+                }
                 return Err(ServiceError::Forbidden(format!("{}: outside this device's scopes", push.doc)));
             }
             if doc_id.kind == DocKind::Incident {
                 check_actions(&doc, &before, worker)?;
             }
             updates.push(DocUpdate { doc: push.doc.clone(), snapshot: doc.save(), scopes: scopes_after, changes: new });
+            acks.push(push.doc.clone());
         }
         self.storage.commit(&updates)?;
-        Ok(request.pushes.iter().map(|push| push.doc.clone()).collect())
+        Ok(acks)
+    }
+
+    /// The device confirms snapshots it received and removals it carried out.
+    fn confirm(&self, device: &Device, received: &[String]) -> Result<()> {
+        if received.is_empty() {
+            return Ok(());
+        }
+        let held = self.storage.held_documents(&device.id)?;
+        for doc in received {
+            match held.get(doc) {
+                Some((up_to, HeldState::Sent)) => self.storage.set_held(&device.id, doc, *up_to, HeldState::Held)?,
+                Some((_, HeldState::Removing)) => self.storage.forget_held(&device.id, doc)?,
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     fn pull(&self, device: &Device, readable: &[String], cursor: u64, budget: u32) -> Result<SyncResponse> {
         let budget = if budget == 0 { wangge_core::sync::wire::DEFAULT_PULL_BUDGET } else { budget } as usize;
         let mut response = SyncResponse { cursor, ..SyncResponse::default() };
+        // The horizon first, then documents and snapshots: a snapshot read after the
+        // horizon covers every change of its document up to it, so the cursor never
+        // passes a change the device did not get.
+        let horizon = self.storage.max_seq()?;
         let visible = self.storage.visible_documents(readable)?;
         let mut held = self.storage.held_documents(&device.id)?;
-        for doc in held.keys().filter(|doc| !visible.contains_key(*doc)).cloned().collect::<Vec<_>>() {
-            response.removed.push(doc.clone());
-            self.storage.set_held(&device.id, &doc, None)?;
-            held.remove(&doc);
+        // Removals, until confirmed: told again in every response.
+        for (doc, (up_to, state)) in held.iter_mut() {
+            if !visible.contains_key(doc) {
+                if *state != HeldState::Removing {
+                    self.storage.set_held(&device.id, doc, *up_to, HeldState::Removing)?;
+                    *state = HeldState::Removing;
+                }
+                response.removed.push(doc.clone());
+            }
         }
+        response.removed.sort();
         let mut used = 0usize;
-        let mut new_docs: Vec<(&String, &i64)> = visible.iter().filter(|(doc, _)| !held.contains_key(*doc)).collect();
-        new_docs.sort();
-        for (doc, up_to) in new_docs {
+        // Snapshots of documents new to the device, or sent but never confirmed (the
+        // response carrying them may have been lost): sent (again) whole.
+        let mut to_send: Vec<(&String, &i64)> =
+            visible.iter().filter(|(doc, _)| !matches!(held.get(*doc), Some((_, HeldState::Held)))).collect();
+        to_send.sort();
+        for (doc, up_to) in to_send {
             if used >= budget && !response.pulls.is_empty() {
                 response.more = true;
                 return Ok(response);
@@ -336,11 +374,12 @@ impl<S: Storage> Service<S> {
             let Some(snapshot) = self.storage.snapshot(doc)? else { continue };
             used += snapshot.len();
             response.pulls.push(DocPull { doc: doc.clone(), snapshot: Some(snapshot.into()), changes: Vec::new() });
-            self.storage.set_held(&device.id, doc, Some(*up_to))?;
-            held.insert(doc.clone(), *up_to);
+            self.storage.set_held(&device.id, doc, *up_to, HeldState::Sent)?;
+            held.insert(doc.clone(), (*up_to, HeldState::Sent));
         }
-        let horizon = self.storage.max_seq()?;
-        let docs: Vec<String> = held.keys().cloned().collect();
+        // Log changes only for documents the device holds (a snapshot in flight covers its own).
+        let docs: Vec<String> =
+            held.iter().filter(|(_, (_, state))| *state == HeldState::Held).map(|(doc, _)| doc.clone()).collect();
         let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
         const ROWS: usize = 2000;
         let entries = self.storage.log_after(cursor, &docs, ROWS)?;
@@ -355,7 +394,8 @@ impl<S: Storage> Service<S> {
                 break;
             }
             last = entry.seq;
-            let skip = entry.actor == device.actor || held.get(&entry.doc).is_some_and(|up_to| entry.seq <= *up_to);
+            let skip =
+                entry.actor == device.actor || held.get(&entry.doc).is_some_and(|(up_to, _)| entry.seq <= *up_to);
             if skip {
                 continue;
             }

@@ -45,6 +45,35 @@ pub struct Device {
     pub revoked: bool,
 }
 
+/// Where a document stands with a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldState {
+    /// A snapshot was sent; not yet confirmed.
+    Sent,
+    /// Confirmed: the device has it up to `up_to_seq`, and gets later changes.
+    Held,
+    /// The device was told to remove it; not yet confirmed.
+    Removing,
+}
+
+impl HeldState {
+    fn code(self) -> &'static str {
+        match self {
+            HeldState::Sent => "sent",
+            HeldState::Held => "held",
+            HeldState::Removing => "removing",
+        }
+    }
+
+    fn from_code(code: &str) -> HeldState {
+        match code {
+            "sent" => HeldState::Sent,
+            "removing" => HeldState::Removing,
+            _ => HeldState::Held,
+        }
+    }
+}
+
 /// One accepted change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
@@ -86,9 +115,10 @@ pub trait Storage: Send + Sync + 'static {
     fn commit(&self, updates: &[DocUpdate]) -> Result<()>;
     /// Documents in any of these scopes, with the last sequence number of each.
     fn visible_documents(&self, scopes: &[String]) -> Result<HashMap<String, i64>>;
-    /// The documents a device holds, with the sequence number it has them up to.
-    fn held_documents(&self, device: &str) -> Result<HashMap<String, i64>>;
-    fn set_held(&self, device: &str, doc: &str, up_to_seq: Option<i64>) -> Result<()>;
+    /// What a device holds or is being sent or told to remove: doc → (up to seq, state).
+    fn held_documents(&self, device: &str) -> Result<HashMap<String, (i64, HeldState)>>;
+    fn set_held(&self, device: &str, doc: &str, up_to_seq: i64, state: HeldState) -> Result<()>;
+    fn forget_held(&self, device: &str, doc: &str) -> Result<()>;
     /// Changes after `cursor` in these documents, in sequence order.
     fn log_after(&self, cursor: i64, docs: &[String], limit: usize) -> Result<Vec<LogEntry>>;
     fn max_seq(&self) -> Result<i64>;
@@ -126,7 +156,10 @@ CREATE TABLE IF NOT EXISTS changes (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS changes_doc ON changes(doc_id, seq);
 CREATE TABLE IF NOT EXISTS device_docs (
+    -- What each device holds. A snapshot sent is 'sent' until the device confirms it
+    -- ('held'); a removal is 'removing' until confirmed, then the row goes.
     device_id TEXT NOT NULL REFERENCES devices(id), doc_id TEXT NOT NULL, up_to_seq INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'held',
     PRIMARY KEY (device_id, doc_id)
 ) STRICT, WITHOUT ROWID;
 ";
@@ -288,25 +321,28 @@ impl Storage for SqliteStorage {
         Ok(found)
     }
 
-    fn held_documents(&self, device: &str) -> Result<HashMap<String, i64>> {
+    fn held_documents(&self, device: &str) -> Result<HashMap<String, (i64, HeldState)>> {
         let conn = self.conn();
-        let mut statement = conn.prepare_cached("SELECT doc_id, up_to_seq FROM device_docs WHERE device_id = ?1")?;
-        let rows = statement.query_map([device], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        let mut statement =
+            conn.prepare_cached("SELECT doc_id, up_to_seq, state FROM device_docs WHERE device_id = ?1")?;
+        let rows = statement.query_map([device], |row| {
+            let state: String = row.get(2)?;
+            Ok((row.get(0)?, (row.get(1)?, HeldState::from_code(&state))))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn set_held(&self, device: &str, doc: &str, up_to_seq: Option<i64>) -> Result<()> {
-        let conn = self.conn();
-        match up_to_seq {
-            Some(seq) => conn.execute(
-                "INSERT INTO device_docs (device_id, doc_id, up_to_seq) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(device_id, doc_id) DO UPDATE SET up_to_seq = excluded.up_to_seq",
-                params![device, doc, seq],
-            )?,
-            None => {
-                conn.execute("DELETE FROM device_docs WHERE device_id = ?1 AND doc_id = ?2", params![device, doc])?
-            }
-        };
+    fn set_held(&self, device: &str, doc: &str, up_to_seq: i64, state: HeldState) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO device_docs (device_id, doc_id, up_to_seq, state) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(device_id, doc_id) DO UPDATE SET up_to_seq = excluded.up_to_seq, state = excluded.state",
+            params![device, doc, up_to_seq, state.code()],
+        )?;
+        Ok(())
+    }
+
+    fn forget_held(&self, device: &str, doc: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM device_docs WHERE device_id = ?1 AND doc_id = ?2", params![device, doc])?;
         Ok(())
     }
 

@@ -721,6 +721,45 @@ impl Store {
         Ok(())
     }
 
+    /// Removes a document this device may no longer hold (a reassigned worker's old grid):
+    /// first its own changes the server has not acknowledged go to a file beside the store
+    /// (`<store>.removed-<kind>-<key>-<ms>.changes`: concatenated automerge changes, which
+    /// `apply_changes` reads), then the document and every row projected from it.
+    pub fn purge_document(&self, doc: &DocId) -> Result<Option<PathBuf>> {
+        let acked: Option<Vec<u8>> = self.with_reader(|conn| {
+            conn.query_row("SELECT acked_heads FROM documents WHERE doc_id = ?1", [doc.to_string()], |row| row.get(0))
+                .optional()
+        })?;
+        let Some(acked) = acked else { return Ok(None) };
+        let acked: Vec<ChangeHash> = acked.chunks(32).filter_map(|bytes| ChangeHash::try_from(bytes).ok()).collect();
+        let unsynced = self.own_changes_since(doc, &acked)?;
+        let exported = if unsynced.is_empty() {
+            None
+        } else {
+            let path = PathBuf::from(format!(
+                "{}.removed-{}-{}-{}.changes",
+                self.path.display(),
+                doc.kind.code(),
+                doc.key,
+                chrono::Utc::now().timestamp_millis()
+            ));
+            std::fs::write(&path, unsynced.concat())?;
+            Some(path)
+        };
+        let mut writer = self.writer();
+        let Writer { conn, docs, n_chunks, .. } = &mut *writer;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let key = doc.to_string();
+        tx.execute("DELETE FROM document_chunks WHERE doc_id = ?1", [&key])?;
+        tx.execute("DELETE FROM document_snapshots WHERE doc_id = ?1", [&key])?;
+        tx.execute("DELETE FROM documents WHERE doc_id = ?1", [&key])?;
+        projection::purge(&tx, doc)?;
+        tx.commit()?;
+        docs.remove(doc);
+        n_chunks.remove(doc);
+        Ok(exported)
+    }
+
     /// Where sync stands, for a status line: pending edits, the last success and error.
     pub fn sync_status(&self) -> Result<SyncStatus> {
         Ok(SyncStatus {

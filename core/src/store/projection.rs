@@ -562,3 +562,40 @@ pub(crate) fn rebuild_grid(
     }
     Ok(())
 }
+
+/// Deletes every projection row that came from a document being removed from the device.
+pub(crate) fn purge(tx: &Transaction<'_>, doc: &crate::crdt::DocId) -> Result<()> {
+    let key = doc.key.as_str();
+    match doc.kind {
+        DocKind::Register => {
+            for kind in RecordKind::ALL {
+                let table = table(kind);
+                if let Some(search) = search_table(kind) {
+                    tx.execute(
+                        &format!(
+                            "DELETE FROM {search} WHERE rowid IN (SELECT rowid FROM {table} WHERE grid_code = ?1)"
+                        ),
+                        [key],
+                    )?;
+                }
+                tx.execute(&format!("DELETE FROM {table} WHERE grid_code = ?1"), [key])?;
+            }
+            tx.execute("DELETE FROM grids WHERE code = ?1", [key])?;
+        }
+        DocKind::Sensitive => {
+            tx.execute(
+                "DELETE FROM resident_tags WHERE resident_id IN (SELECT resident_id FROM resident_details WHERE grid_code = ?1)",
+                [key],
+            )?;
+            tx.execute("DELETE FROM resident_details WHERE grid_code = ?1", [key])?;
+            tx.execute("UPDATE grids SET has_sensitive = 0 WHERE code = ?1", [key])?;
+        }
+        DocKind::Incident => {
+            for table in ["incident_actions", "incident_departments"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE incident_id = ?1"), [key])?;
+            }
+            tx.execute("DELETE FROM incidents WHERE id = ?1", [key])?;
+        }
+    }
+    Ok(())
+}

@@ -39,6 +39,8 @@ pub struct SyncOutcome {
     pub n_pushed_changes: usize,
     pub n_pulled_docs: usize,
     pub n_pulled_bytes: usize,
+    /// Documents the device no longer may hold, purged (their unsynced edits exported).
+    pub n_purged_docs: usize,
     /// Another page waits.
     pub more: bool,
 }
@@ -100,13 +102,26 @@ impl Store {
             pushes.push(DocChanges { doc: doc.clone(), changes: changes.into_iter().map(Into::into).collect() });
             pushed.push((doc_id, heads));
         }
-        Ok(SyncRound { request: SyncRequest { cursor, pushes, pull_budget }, pushed, last_chunk })
+        let received: Vec<String> = match self.meta("sync_received")? {
+            Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Ok(SyncRound { request: SyncRequest { cursor, pushes, pull_budget, received }, pushed, last_chunk })
     }
 
     /// Ends a round with the server's response: acknowledgements, then pulled documents,
     /// then the cursor.
     pub fn finish_sync(&self, round: SyncRound, response: SyncResponse) -> Result<SyncOutcome> {
         let mut outcome = SyncOutcome { more: response.more, ..SyncOutcome::default() };
+        // To confirm in the next request: snapshots received and removals carried out here.
+        let mut received = Vec::new();
+        for doc in &response.removed {
+            if let Some(doc_id) = DocId::parse(doc) {
+                self.purge_document(&doc_id)?;
+                outcome.n_purged_docs += 1;
+            }
+            received.push(doc.clone());
+        }
         for (doc_id, heads) in &round.pushed {
             let key = doc_id.to_string();
             if !response.acks.contains(&key) {
@@ -127,6 +142,9 @@ impl Store {
                 continue;
             }
             let mut changes: Vec<Vec<u8>> = Vec::new();
+            if pull.snapshot.is_some() {
+                received.push(pull.doc.clone());
+            }
             if let Some(snapshot) = pull.snapshot {
                 outcome.n_pulled_bytes += snapshot.len();
                 let mut saved =
@@ -138,7 +156,9 @@ impl Store {
             self.apply_changes(&doc_id, &changes)?;
             outcome.n_pulled_docs += 1;
         }
+        let received = serde_json::to_string(&received).map_err(|error| Error::document("sync", error))?;
         self.set_meta(&[
+            ("sync_received", received.as_str()),
             ("sync_cursor", response.cursor.to_string().as_str()),
             ("sync_last_success_ms", chrono::Utc::now().timestamp_millis().to_string().as_str()),
         ])?;

@@ -72,6 +72,11 @@ pub struct SyncRequest {
     pub pushes: Vec<DocChanges>,
     /// How many bytes of documents the response may carry (one page).
     pub pull_budget: u32,
+    /// Documents received as snapshots, and removals carried out, since the last request
+    /// that reached the server: until a device confirms them, the server sends them again
+    /// (a response can be lost on the way).
+    #[serde(default)]
+    pub received: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,8 +97,9 @@ pub struct SyncResponse {
     pub cursor: u64,
     /// Another page waits: sync again (without waiting) to get it.
     pub more: bool,
-    /// Documents the device may no longer hold (its scopes changed): push their unsynced
-    /// edits, then purge them.
+    /// Documents the device may no longer hold (its scopes changed): it exports its
+    /// unsynced edits of them to a file (the server no longer accepts them), purges them,
+    /// and confirms in `received`.
     pub removed: Vec<String>,
 }
 
@@ -110,7 +116,7 @@ pub struct DocPull {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// A stable code: `malformed`, `unsupported_version`, `unauthorized`, `revoked`,
-    /// `forbidden`, `too_large`, `unknown_code`, `internal`.
+    /// `forbidden`, `unknown_code`, `conflict`, `internal`.
     pub code: String,
     /// For people; never holds personal data.
     pub message: String,

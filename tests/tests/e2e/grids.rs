@@ -94,3 +94,81 @@ async fn one_edit_syncs_in_one_round_trip_and_few_bytes() {
     assert!(total < 1024, "one edit cost {total} bytes on the wire");
     assert_eq!(b.store.resident(resident).unwrap().relation, Relation::Other);
 }
+
+/// A worker reassigned to another grid: edits made before learning of it are exported to a
+/// file (the server no longer takes them), then the old grid's data is purged.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reassigned_workers_old_grid_is_exported_and_purged() {
+    let server = TestServer::start().await;
+    let old = server.grid("440703001001001", "长堤社区第1网格");
+    let new = server.grid("440703001001002", "长堤社区第2网格");
+    let device = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&old])).await;
+    let records =
+        generate_grid(&old, &DemoOptions { households: 10, organizations: 1, components: 1, ..Default::default() });
+    device.store.import(&old, &records).unwrap();
+    device.sync().await;
+    let (resident, _) = records.residents[0];
+    device
+        .store
+        .update_resident(resident, ResidentPatch { relation: Some(Relation::Other), ..Default::default() })
+        .unwrap();
+
+    // The operator moves the worker to the other grid.
+    server
+        .service
+        .create_worker(&wangge_server::Worker {
+            person: "w1".into(),
+            role: "full_time_worker".into(),
+            department: None,
+            grids: vec![new.as_str().to_owned()],
+        })
+        .unwrap();
+    device.sync().await;
+    device.sync().await;
+
+    assert!(device.store.resident(resident).is_err(), "the old grid's residents are gone");
+    assert!(dump(&device.store, REGISTER).is_empty());
+    assert!(dump(&device.store, SENSITIVE).is_empty());
+    let exported: Vec<_> = std::fs::read_dir(device.store.path().parent().unwrap())
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().contains(".removed-register-"))
+        .collect();
+    assert_eq!(exported.len(), 1, "the unsynced edit was exported");
+    assert!(std::fs::metadata(exported[0].path()).unwrap().len() > 0);
+    // The server never took the edit.
+    let leader = TestDevice::enrolled(&server, &server.worker("l1", "grid_leader", None, &[&old])).await;
+    leader.sync().await;
+    assert_eq!(leader.store.resident(resident).unwrap().relation, Relation::Head);
+}
+
+/// Regression: the server counted a snapshot as delivered while building the response; a
+/// response lost on the way meant the document never reached the device.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_in_a_lost_response_is_sent_again() {
+    let server = TestServer::start().await;
+    let grid = server.grid("440703001001001", "长堤社区第1网格");
+    let a = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&grid])).await;
+    let records =
+        generate_grid(&grid, &DemoOptions { households: 10, organizations: 1, components: 1, ..Default::default() });
+    a.store.import(&grid, &records).unwrap();
+    a.sync().await;
+
+    let b = TestDevice::enrolled(&server, &server.worker("l1", "grid_leader", None, &[&grid])).await;
+    // A round whose response never reaches the device.
+    let round = b.store.begin_sync(wangge_core::sync::wire::DEFAULT_PULL_BUDGET).unwrap();
+    let token = b.store.sync_token().unwrap().unwrap();
+    let lost = reqwest::Client::new()
+        .post(format!("{}/v1/sync", server.url))
+        .header(wangge_core::sync::wire::PROTOCOL_HEADER, "1")
+        .bearer_auth(token)
+        .body(wangge_core::sync::wire::encode(&round.request))
+        .send()
+        .await
+        .unwrap();
+    assert!(lost.status().is_success());
+    drop(lost);
+    b.sync().await;
+    assert_eq!(dump(&b.store, REGISTER), dump(&a.store, REGISTER));
+    assert!(!dump(&b.store, REGISTER).is_empty());
+}
