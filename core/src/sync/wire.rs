@@ -172,6 +172,7 @@ mod tests {
             cursor: 42,
             pushes: vec![DocChanges { doc: "register/440703001001001".into(), changes: vec![vec![1u8, 2, 3].into()] }],
             pull_budget: DEFAULT_PULL_BUDGET,
+            received: vec!["sensitive/440703001001001".into()],
         };
         assert_eq!(decode::<SyncRequest>(&encode(&request)).unwrap(), request);
     }
