@@ -78,6 +78,15 @@ pub enum Error {
     #[error("could not reach the sync server: {reason}")]
     Transport { reason: String },
 
+    #[error("the blob is {size} bytes, over the limit of {limit}: make it smaller")]
+    BlobTooLarge { size: u64, limit: u64 },
+
+    #[error("blob {hash}: its content does not match its hash")]
+    BlobMismatch { hash: String },
+
+    #[error("blob {hash} is not on this device")]
+    UnknownBlob { hash: String },
+
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 

@@ -6,6 +6,7 @@
 //!   that every read uses.
 //! - [`demo`]: a deterministic generator of realistic grids.
 
+pub mod blobs;
 pub mod calendar;
 pub mod crdt;
 pub mod demo;

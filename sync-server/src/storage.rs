@@ -2,7 +2,8 @@
 //!
 //! It keeps workers, enrollment codes, devices (tokens hashed), every accepted change once
 //! in a log with a sequence number, a snapshot per document, the scopes each document
-//! belongs to, and which documents each device holds.
+//! belongs to, which documents each device holds, and blobs (attachments) in chunks with
+//! the documents that refer to them.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -91,6 +92,35 @@ pub struct DocUpdate {
     pub scopes: Vec<String>,
     /// (hash, actor, bytes); a change already stored is skipped.
     pub changes: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    /// The blobs (`sha256:…`) the document refers to now; replaces what it referred to.
+    pub blob_refs: Vec<String>,
+}
+
+/// A blob on the server: complete (checked against its name), or one device's upload in
+/// progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub id: i64,
+    /// `sha256:` and 64 lowercase hex digits.
+    pub hash: String,
+    pub size: u64,
+    /// Bytes stored so far (in order, from 0).
+    pub received: u64,
+    pub complete: bool,
+}
+
+/// What became of a chunk offered for a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobAppend {
+    /// Stored; the upload now stands at `received` (complete or not: checking is the
+    /// caller's business).
+    Appended(BlobRecord),
+    /// The server has the blob whole already; nothing was stored.
+    Complete(BlobRecord),
+    /// The chunk does not start where the device's upload stands.
+    WrongOffset { received: u64 },
+    /// The size differs from the device's upload in progress (which restarts only from offset 0).
+    WrongSize { size: u64 },
 }
 
 pub trait Storage: Send + Sync + 'static {
@@ -122,6 +152,30 @@ pub trait Storage: Send + Sync + 'static {
     /// Changes after `cursor` in these documents, in sequence order.
     fn log_after(&self, cursor: i64, docs: &[String], limit: usize) -> Result<Vec<LogEntry>>;
     fn max_seq(&self) -> Result<i64>;
+    /// The complete blob of this name.
+    fn blob(&self, hash: &str) -> Result<Option<BlobRecord>>;
+    /// A device's upload in progress of this blob.
+    fn blob_upload(&self, device: &str, hash: &str) -> Result<Option<BlobRecord>>;
+    /// Stores the next chunk of a device's upload, starting the upload at offset 0, in one
+    /// transaction with the checks.
+    fn append_blob_chunk(
+        &self,
+        device: &str,
+        hash: &str,
+        size: u64,
+        offset: u64,
+        chunk: &[u8],
+        now_ms: i64,
+    ) -> Result<BlobAppend>;
+    /// Up to `max` bytes of a blob (complete or not) from `offset`.
+    fn read_blob(&self, id: i64, offset: u64, max: usize) -> Result<Vec<u8>>;
+    /// The upload was checked: it becomes the blob, and other devices' uploads of the same
+    /// blob go (they find it complete). If another upload completed first, this one goes.
+    fn finish_blob_upload(&self, id: i64) -> Result<()>;
+    /// Deletes an upload and its chunks.
+    fn discard_blob_upload(&self, id: i64) -> Result<()>;
+    /// Whether a document in one of these scopes refers to the blob.
+    fn blob_referenced(&self, hash: &str, scopes: &[String]) -> Result<bool>;
 }
 
 /// The embedded default: one SQLite file.
@@ -162,7 +216,67 @@ CREATE TABLE IF NOT EXISTS device_docs (
     state TEXT NOT NULL DEFAULT 'held',
     PRIMARY KEY (device_id, doc_id)
 ) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs (
+    -- A blob named by the SHA-256 of its bytes ('sha256:' and 64 lowercase hex digits):
+    -- complete once all its bytes arrived and hashed to its name; until then one device's
+    -- upload in progress (each device its own, so no device can spoil another's upload).
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    device_id TEXT NOT NULL REFERENCES devices(id),  -- the uploader
+    size INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    complete INTEGER NOT NULL DEFAULT 0,
+    updated_ms INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS blobs_complete ON blobs(hash) WHERE complete = 1;
+CREATE UNIQUE INDEX IF NOT EXISTS blobs_upload ON blobs(device_id, hash) WHERE complete = 0;
+CREATE INDEX IF NOT EXISTS blobs_device ON blobs(device_id);
+CREATE TABLE IF NOT EXISTS blob_chunks (
+    -- A blob's bytes in the chunks they arrived in: [first, first + n_bytes).
+    blob_id INTEGER NOT NULL REFERENCES blobs(id) ON DELETE CASCADE,
+    first INTEGER NOT NULL,
+    n_bytes INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    UNIQUE (blob_id, first)
+) STRICT;
+CREATE TABLE IF NOT EXISTS blob_refs (
+    -- Which documents refer to which blobs (incidents' photos and evidence): a device may
+    -- download a blob that a document it may read refers to.
+    hash TEXT NOT NULL, doc_id TEXT NOT NULL REFERENCES documents(doc_id), PRIMARY KEY (hash, doc_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blob_refs_doc ON blob_refs(doc_id);
 ";
+
+const BLOB_COLUMNS: &str = "id, hash, size, received, complete";
+
+fn blob_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRecord> {
+    Ok(BlobRecord {
+        id: row.get(0)?,
+        hash: row.get(1)?,
+        size: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+        received: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+        complete: row.get(4)?,
+    })
+}
+
+/// Sizes and offsets are at most `MAX_BLOB_BYTES`; SQLite integers are signed.
+fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn complete_blob(conn: &Connection, hash: &str) -> rusqlite::Result<Option<BlobRecord>> {
+    conn.query_row(&format!("SELECT {BLOB_COLUMNS} FROM blobs WHERE hash = ?1 AND complete = 1"), [hash], blob_record)
+        .optional()
+}
+
+fn blob_upload(conn: &Connection, device: &str, hash: &str) -> rusqlite::Result<Option<BlobRecord>> {
+    conn.query_row(
+        &format!("SELECT {BLOB_COLUMNS} FROM blobs WHERE device_id = ?1 AND hash = ?2 AND complete = 0"),
+        params![device, hash],
+        blob_record,
+    )
+    .optional()
+}
 
 impl SqliteStorage {
     pub fn open(path: &Path) -> Result<Self> {
@@ -299,6 +413,13 @@ impl Storage for SqliteStorage {
                     params![update.doc, hash, actor, bytes],
                 )?;
             }
+            tx.execute("DELETE FROM blob_refs WHERE doc_id = ?1", [&update.doc])?;
+            for hash in &update.blob_refs {
+                tx.execute(
+                    "INSERT OR IGNORE INTO blob_refs (hash, doc_id) VALUES (?1, ?2)",
+                    params![hash, update.doc],
+                )?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -367,5 +488,118 @@ impl Storage for SqliteStorage {
 
     fn max_seq(&self) -> Result<i64> {
         Ok(self.conn().query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |row| row.get(0))?)
+    }
+
+    fn blob(&self, hash: &str) -> Result<Option<BlobRecord>> {
+        Ok(complete_blob(&self.conn(), hash)?)
+    }
+
+    fn blob_upload(&self, device: &str, hash: &str) -> Result<Option<BlobRecord>> {
+        Ok(blob_upload(&self.conn(), device, hash)?)
+    }
+
+    fn append_blob_chunk(
+        &self,
+        device: &str,
+        hash: &str,
+        size: u64,
+        offset: u64,
+        chunk: &[u8],
+        now_ms: i64,
+    ) -> Result<BlobAppend> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(complete) = complete_blob(&tx, hash)? {
+            return Ok(BlobAppend::Complete(complete));
+        }
+        let id = match blob_upload(&tx, device, hash)? {
+            None if offset != 0 => return Ok(BlobAppend::WrongOffset { received: 0 }),
+            None => tx.query_row(
+                "INSERT INTO blobs (hash, device_id, size, received, updated_ms) VALUES (?1, ?2, ?3, 0, ?4)
+                 RETURNING id",
+                params![hash, device, int(size), now_ms],
+                |row| row.get(0),
+            )?,
+            Some(upload) if upload.size != size && offset == 0 => {
+                tx.execute("DELETE FROM blob_chunks WHERE blob_id = ?1", [upload.id])?;
+                tx.execute("UPDATE blobs SET size = ?2, received = 0 WHERE id = ?1", params![upload.id, int(size)])?;
+                upload.id
+            }
+            Some(upload) if upload.size != size => return Ok(BlobAppend::WrongSize { size: upload.size }),
+            Some(upload) if upload.received != offset => {
+                return Ok(BlobAppend::WrongOffset { received: upload.received });
+            }
+            Some(upload) => upload.id,
+        };
+        if !chunk.is_empty() {
+            tx.execute(
+                "INSERT INTO blob_chunks (blob_id, first, n_bytes, bytes) VALUES (?1, ?2, ?3, ?4)",
+                params![id, int(offset), chunk.len() as i64, chunk],
+            )?;
+        }
+        let record = tx.query_row(
+            &format!(
+                "UPDATE blobs SET received = received + ?2, updated_ms = ?3 WHERE id = ?1 RETURNING {BLOB_COLUMNS}"
+            ),
+            params![id, chunk.len() as i64, now_ms],
+            blob_record,
+        )?;
+        tx.commit()?;
+        Ok(BlobAppend::Appended(record))
+    }
+
+    fn read_blob(&self, id: i64, offset: u64, max: usize) -> Result<Vec<u8>> {
+        let conn = self.conn();
+        let end = offset.saturating_add(max as u64);
+        let mut statement = conn.prepare_cached(
+            "SELECT first, bytes FROM blob_chunks WHERE blob_id = ?1 AND first < ?3 AND first + n_bytes > ?2
+             ORDER BY first",
+        )?;
+        let rows = statement
+            .query_map(params![id, int(offset), int(end)], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
+        let mut bytes = Vec::new();
+        for row in rows {
+            let (first, chunk) = row?;
+            let first = u64::try_from(first).unwrap_or(0);
+            let from = offset.saturating_sub(first) as usize;
+            let to = (end - first).min(chunk.len() as u64) as usize;
+            bytes.extend_from_slice(&chunk[from..to]);
+        }
+        Ok(bytes)
+    }
+
+    fn finish_blob_upload(&self, id: i64) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let hash: Option<String> =
+            tx.query_row("SELECT hash FROM blobs WHERE id = ?1 AND complete = 0", [id], |row| row.get(0)).optional()?;
+        let Some(hash) = hash else { return Ok(()) };
+        if complete_blob(&tx, &hash)?.is_some() {
+            tx.execute("DELETE FROM blobs WHERE id = ?1", [id])?;
+        } else {
+            tx.execute("DELETE FROM blobs WHERE hash = ?1 AND complete = 0 AND id != ?2", params![hash, id])?;
+            tx.execute("UPDATE blobs SET complete = 1 WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn discard_blob_upload(&self, id: i64) -> Result<()> {
+        self.conn().execute("DELETE FROM blobs WHERE id = ?1 AND complete = 0", [id])?;
+        Ok(())
+    }
+
+    fn blob_referenced(&self, hash: &str, scopes: &[String]) -> Result<bool> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM blob_refs r JOIN doc_scopes s ON s.doc_id = r.doc_id
+                            WHERE r.hash = ?1 AND s.scope = ?2)",
+        )?;
+        for scope in scopes {
+            if statement.query_row(params![hash, scope], |row| row.get::<_, bool>(0))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

@@ -21,6 +21,11 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
 /// The pull budget a device asks for when it does not say.
 pub const DEFAULT_PULL_BUDGET: u32 = 512 * 1024;
+/// Largest blob (a photo, a track) the server stores: 20 MiB (413 `too_large` beyond).
+pub const MAX_BLOB_BYTES: u64 = 20 * 1024 * 1024;
+/// Largest chunk of a blob in one upload or download: 1 MiB (413 `too_large` beyond; a
+/// download asking for more gets this much).
+pub const MAX_BLOB_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// `POST /v1/enroll`: a one-time enrollment code for a token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,11 +117,60 @@ pub struct DocPull {
     pub changes: Vec<serde_bytes::ByteBuf>,
 }
 
+/// `POST /v1/blobs/upload`: the next chunk of a blob (protocol §9). Chunks go in order:
+/// `offset` is where the server's upload stands (`BlobStatus::received`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlobUploadRequest {
+    /// The blob's name: `sha256:` and the 64 hex digits of the SHA-256 of all its bytes.
+    pub hash: String,
+    /// The whole blob's size in bytes (at most [`MAX_BLOB_BYTES`]).
+    pub size: u64,
+    /// Where this chunk starts in the blob.
+    pub offset: u64,
+    /// At most [`MAX_BLOB_CHUNK_BYTES`].
+    pub chunk: serde_bytes::ByteBuf,
+}
+
+/// `POST /v1/blobs/status`: where this device's upload of a blob stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlobStatusRequest {
+    pub hash: String,
+}
+
+/// The answer to an upload or a status request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BlobStatus {
+    /// Bytes the server holds of this device's upload: the next chunk starts here. The
+    /// whole size once complete.
+    pub received: u64,
+    /// The server has the blob whole and checked (from this device or another).
+    pub complete: bool,
+}
+
+/// `POST /v1/blobs/download`: a chunk of a blob that a document the device may read
+/// refers to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlobDownloadRequest {
+    pub hash: String,
+    /// Where the chunk starts.
+    pub offset: u64,
+    /// At most this many bytes; 0, or more than [`MAX_BLOB_CHUNK_BYTES`], means that much.
+    pub max: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlobChunk {
+    /// The bytes from the requested offset; empty at the end.
+    pub chunk: serde_bytes::ByteBuf,
+    /// The blob's whole size.
+    pub total: u64,
+}
+
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// A stable code: `malformed`, `unsupported_version`, `unauthorized`, `revoked`,
-    /// `forbidden`, `unknown_code`, `conflict`, `internal`.
+    /// `forbidden`, `unknown_code`, `not_found`, `conflict`, `too_large`, `internal`.
     pub code: String,
     /// For people; never holds personal data.
     pub message: String,
@@ -175,6 +229,15 @@ mod tests {
             received: vec!["sensitive/440703001001001".into()],
         };
         assert_eq!(decode::<SyncRequest>(&encode(&request)).unwrap(), request);
+        let upload = BlobUploadRequest {
+            hash: format!("sha256:{}", "ab".repeat(32)),
+            size: 3,
+            offset: 1,
+            chunk: vec![2u8, 3].into(),
+        };
+        assert_eq!(decode::<BlobUploadRequest>(&encode(&upload)).unwrap(), upload);
+        let chunk = BlobChunk { chunk: vec![9u8; 10].into(), total: 10 };
+        assert_eq!(decode::<BlobChunk>(&encode(&chunk)).unwrap(), chunk);
     }
 
     #[test]

@@ -1,0 +1,538 @@
+//! Attachments (photos now, tracks later) as content-addressed blobs, kept on the device
+//! in a directory beside its store.
+//!
+//! A blob is named by the SHA-256 of its bytes, written `sha256:` and 64 lowercase hex
+//! digits ([`BlobHash`]); documents carry only that name (an incident's `photos`, an
+//! action's `evidence`). The bytes travel separately, in chunks, on the sync server's blob
+//! endpoints (`sync::http::SyncClient::upload_blob`, `download_blob`;
+//! `docs/sync-protocol.md` §9).
+//!
+//! ```text
+//! let blobs = BlobStore::beside(&store, 200 * 1024 * 1024)?;
+//! let photo = blobs.put(&jpeg)?;                // pending upload until the server has it
+//! store.report_incident(NewIncident { photos: vec![photo.to_string()], .. }, me)?;
+//! client.sync(&store, None).await?;
+//! client.upload_pending_blobs(&store, &blobs).await?;
+//! ```
+//!
+//! The directory is a cache with a size limit, except for what only this device has: a
+//! blob put here stays *pending* (a marker in `pending/`) until the server confirms it
+//! whole, and a pending blob is never trimmed. Everything else goes least recently used
+//! first once the directory is over its size (each `get` and write sets the file's
+//! modification time; the order is all that matters, so a wrong device clock at worst
+//! evicts the wrong photo first, which can be downloaded again).
+//!
+//! Layout: `<hex>` (a blob), `pending/<hex>` (empty: not yet uploaded), `partial/<hex>`
+//! (a download in progress, resumed from its length), `tmp-…` (a write in progress:
+//! renamed into place when complete, so a blob file is always whole; removed on open).
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::model::{Invalid, InvalidField};
+use crate::store::Store;
+use crate::sync::wire::MAX_BLOB_BYTES;
+use crate::{Error, Result};
+
+/// A blob's name: `sha256:` and the 64 lowercase hex digits of the SHA-256 of its bytes.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobHash(String);
+
+const PREFIX: &str = "sha256:";
+
+impl BlobHash {
+    /// The name of these bytes.
+    pub fn of(bytes: &[u8]) -> BlobHash {
+        let hex: String = Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect();
+        BlobHash(format!("{PREFIX}{hex}"))
+    }
+
+    /// Reads a name as documents carry it (hex digits in either case; kept lowercase).
+    pub fn parse(text: &str) -> Result<BlobHash, InvalidField> {
+        match text.strip_prefix(PREFIX) {
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()) => {
+                Ok(BlobHash(format!("{PREFIX}{}", hex.to_ascii_lowercase())))
+            }
+            _ => Err(InvalidField::new("blob", Invalid::Rule("a blob is named by its hash: sha256: and 64 hex digits"))),
+        }
+    }
+
+    /// The whole name, `sha256:…`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The 64 hex digits (the file name).
+    pub fn hex(&self) -> &str {
+        &self.0[PREFIX.len()..]
+    }
+}
+
+impl fmt::Display for BlobHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for BlobHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlobHash({})", self.0)
+    }
+}
+
+/// The device's blobs: a directory of files named by their hash, kept within a size.
+#[derive(Debug)]
+pub struct BlobStore {
+    dir: PathBuf,
+    max_bytes: u64,
+    /// The last access time written: each is later than the one before, so the LRU order
+    /// is strict even within one tick of a coarse clock.
+    last_touch: Mutex<SystemTime>,
+}
+
+impl BlobStore {
+    /// The blob directory of a store: `<store file>.blobs`.
+    pub fn dir_for(store_path: &Path) -> PathBuf {
+        let mut name = store_path.file_name().map(|name| name.to_os_string()).unwrap_or_default();
+        name.push(".blobs");
+        store_path.with_file_name(name)
+    }
+
+    /// Opens (or creates) the blob directory beside `store`, kept within `max_bytes` (not
+    /// counting blobs still pending upload).
+    pub fn beside(store: &Store, max_bytes: u64) -> Result<BlobStore> {
+        Self::open(Self::dir_for(store.path()), max_bytes)
+    }
+
+    /// Opens (or creates) a blob directory kept within `max_bytes`. Writes cut off by a
+    /// crash are removed.
+    pub fn open(dir: impl AsRef<Path>, max_bytes: u64) -> Result<BlobStore> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(dir.join("pending"))?;
+        fs::create_dir_all(dir.join("partial"))?;
+        let mut last_touch = SystemTime::UNIX_EPOCH;
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("tmp-") {
+                remove_if_there(&entry.path())?;
+            } else if is_hex_name(&name) {
+                last_touch = last_touch.max(entry.metadata()?.modified()?);
+            }
+        }
+        Ok(BlobStore { dir, max_bytes, last_touch: Mutex::new(last_touch) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The size this store is trimmed to after every write.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Stores bytes taken on this device (a photo) and returns their name. The blob stays
+    /// pending upload, and is never trimmed, until [`BlobStore::mark_uploaded`].
+    pub fn put(&self, bytes: &[u8]) -> Result<BlobHash> {
+        let size = bytes.len() as u64;
+        if size > MAX_BLOB_BYTES {
+            return Err(Error::BlobTooLarge { size, limit: MAX_BLOB_BYTES });
+        }
+        let hash = BlobHash::of(bytes);
+        // The marker first: a crash between the two leaves a marker without a blob (nothing
+        // to upload), never a blob of this device's that a trim may delete.
+        if !self.is_pending(&hash) {
+            self.write_atomically(&self.pending_path(&hash), &[])?;
+        }
+        self.store(&hash, bytes)?;
+        Ok(hash)
+    }
+
+    /// Stores bytes received from the server under their name, after checking that they
+    /// are what the name says ([`Error::BlobMismatch`] otherwise). Not pending.
+    pub fn insert(&self, hash: &BlobHash, bytes: &[u8]) -> Result<()> {
+        if BlobHash::of(bytes) != *hash {
+            return Err(Error::BlobMismatch { hash: hash.to_string() });
+        }
+        self.store(hash, bytes)
+    }
+
+    /// A blob's bytes, if it is here; counts as a use (it becomes the last to be trimmed).
+    pub fn get(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>> {
+        let path = self.blob_path(hash);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                self.touch(&path)?;
+                Ok(Some(bytes))
+            }
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub fn contains(&self, hash: &BlobHash) -> bool {
+        self.blob_path(hash).is_file()
+    }
+
+    /// Bytes of all blobs here (pending or not; not downloads in progress).
+    pub fn len_bytes(&self) -> Result<u64> {
+        Ok(self.blobs()?.iter().map(|blob| blob.size).sum())
+    }
+
+    /// Blobs put on this device that the server does not have whole yet, in name order.
+    /// A marker whose blob is missing (a crash inside `put`) is skipped.
+    pub fn pending_uploads(&self) -> Result<Vec<BlobHash>> {
+        let mut pending = Vec::new();
+        for entry in fs::read_dir(self.dir.join("pending"))? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if !is_hex_name(&name) {
+                continue;
+            }
+            let hash = BlobHash(format!("{PREFIX}{name}"));
+            if self.contains(&hash) {
+                pending.push(hash);
+            }
+        }
+        pending.sort();
+        Ok(pending)
+    }
+
+    pub fn is_pending(&self, hash: &BlobHash) -> bool {
+        self.pending_path(hash).is_file()
+    }
+
+    /// The server has the blob whole: from now on it may be trimmed like any other.
+    pub fn mark_uploaded(&self, hash: &BlobHash) -> Result<()> {
+        remove_if_there(&self.pending_path(hash))
+    }
+
+    /// Deletes blobs, least recently used first, until the directory holds at most
+    /// `max_bytes`; never a blob pending upload, nor one `keep` asks for (an open
+    /// incident's photos, say). Returns the bytes freed. The directory may stay over the
+    /// size if what must be kept is larger.
+    pub fn trim_to(&self, max_bytes: u64, keep: &dyn Fn(&BlobHash) -> bool) -> Result<u64> {
+        let mut blobs = self.blobs()?;
+        let mut total: u64 = blobs.iter().map(|blob| blob.size).sum();
+        if total <= max_bytes {
+            return Ok(0);
+        }
+        blobs.sort_by(|a, b| a.used.cmp(&b.used).then_with(|| a.hash.cmp(&b.hash)));
+        let mut freed = 0;
+        for blob in blobs {
+            if total <= max_bytes {
+                break;
+            }
+            if self.is_pending(&blob.hash) || keep(&blob.hash) {
+                continue;
+            }
+            remove_if_there(&self.blob_path(&blob.hash))?;
+            total -= blob.size;
+            freed += blob.size;
+        }
+        Ok(freed)
+    }
+
+    /// [`BlobStore::trim_to`] this store's own size, keeping only pending blobs.
+    pub fn trim(&self) -> Result<u64> {
+        self.trim_to(self.max_bytes, &|_| false)
+    }
+
+    /// Bytes of a download in progress (where it resumes).
+    pub(crate) fn partial_len(&self, hash: &BlobHash) -> Result<u64> {
+        match fs::metadata(self.partial_path(hash)) {
+            Ok(metadata) => Ok(metadata.len()),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(0),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Appends the next chunk of a download in progress.
+    pub(crate) fn append_partial(&self, hash: &BlobHash, chunk: &[u8]) -> Result<()> {
+        let mut file = OpenOptions::new().create(true).append(true).open(self.partial_path(hash))?;
+        file.write_all(chunk)?;
+        file.sync_data()?;
+        Ok(())
+    }
+
+    /// Ends a download: checks the bytes against the name and stores them, or discards
+    /// them ([`Error::BlobMismatch`]).
+    pub(crate) fn finish_partial(&self, hash: &BlobHash) -> Result<Vec<u8>> {
+        let path = self.partial_path(hash);
+        let bytes = fs::read(&path)?;
+        let stored = self.insert(hash, &bytes);
+        remove_if_there(&path)?;
+        stored.map(|()| bytes)
+    }
+
+    pub(crate) fn discard_partial(&self, hash: &BlobHash) -> Result<()> {
+        remove_if_there(&self.partial_path(hash))
+    }
+
+    fn store(&self, hash: &BlobHash, bytes: &[u8]) -> Result<()> {
+        let path = self.blob_path(hash);
+        if path.is_file() {
+            self.touch(&path)?;
+        } else {
+            self.write_atomically(&path, bytes)?;
+            self.touch(&path)?;
+        }
+        self.trim_to(self.max_bytes, &|kept| kept == hash)?;
+        Ok(())
+    }
+
+    /// Writes a temporary file, syncs it and renames it into place: a reader never sees
+    /// half a blob.
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let temporary = self.dir.join(format!("tmp-{}", uuid::Uuid::new_v4()));
+        let written = (|| {
+            let mut file = File::create(&temporary)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&temporary, path)
+        })();
+        if let Err(error) = written {
+            let _ = fs::remove_file(&temporary);
+            return Err(error.into());
+        }
+        // The rename is durable once its directory is synced (where directories can be
+        // opened as files; elsewhere the rename is all there is).
+        if let Some(parent) = path.parent()
+            && let Ok(directory) = File::open(parent)
+        {
+            let _ = directory.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Marks a blob as just used, strictly after every blob used before.
+    fn touch(&self, path: &Path) -> Result<()> {
+        let mut last = self.last_touch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = SystemTime::now().max(*last + Duration::from_micros(1));
+        OpenOptions::new().write(true).open(path)?.set_modified(now)?;
+        *last = now;
+        Ok(())
+    }
+
+    fn blobs(&self) -> Result<Vec<StoredBlob>> {
+        let mut blobs = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !is_hex_name(&name) {
+                continue;
+            }
+            let metadata = match entry.metadata() {
+                Ok(metadata) if metadata.is_file() => metadata,
+                Ok(_) => continue,
+                // Trimmed meanwhile.
+                Err(error) if error.kind() == ErrorKind::NotFound => continue,
+                Err(error) => return Err(error.into()),
+            };
+            blobs.push(StoredBlob {
+                hash: BlobHash(format!("{PREFIX}{name}")),
+                size: metadata.len(),
+                used: metadata.modified()?,
+            });
+        }
+        Ok(blobs)
+    }
+
+    fn blob_path(&self, hash: &BlobHash) -> PathBuf {
+        self.dir.join(hash.hex())
+    }
+
+    fn pending_path(&self, hash: &BlobHash) -> PathBuf {
+        self.dir.join("pending").join(hash.hex())
+    }
+
+    fn partial_path(&self, hash: &BlobHash) -> PathBuf {
+        self.dir.join("partial").join(hash.hex())
+    }
+}
+
+#[derive(Debug)]
+struct StoredBlob {
+    hash: BlobHash,
+    size: u64,
+    used: SystemTime,
+}
+
+fn is_hex_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn remove_if_there(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != ErrorKind::NotFound => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn open(max_bytes: u64) -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path().join("device.db.blobs"), max_bytes).unwrap();
+        (dir, blobs)
+    }
+
+    fn photo(seed: u8, size: usize) -> Vec<u8> {
+        (0..size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    #[test]
+    fn a_hash_is_sha256_in_lowercase_hex_and_only_that_parses() {
+        // SHA-256 of "abc" (FIPS 180-2, appendix B.1).
+        let abc = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(BlobHash::of(b"abc").as_str(), abc);
+        assert_eq!(BlobHash::parse(&abc.to_uppercase().replace("SHA256:", "sha256:")).unwrap().as_str(), abc);
+        for bad in ["", "sha256:", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "md5:ba78", &abc[..70]]
+        {
+            assert_eq!(BlobHash::parse(bad).unwrap_err().field, "blob", "{bad}");
+        }
+    }
+
+    #[test]
+    fn put_returns_the_content_hash_and_get_gives_the_bytes_back() {
+        let (_dir, blobs) = open(1 << 20);
+        let bytes = photo(1, 5000);
+        let hash = blobs.put(&bytes).unwrap();
+        assert_eq!(hash, BlobHash::of(&bytes));
+        assert!(blobs.contains(&hash));
+        assert_eq!(blobs.get(&hash).unwrap().unwrap(), bytes);
+        assert_eq!(blobs.len_bytes().unwrap(), 5000);
+        assert_eq!(blobs.pending_uploads().unwrap(), vec![hash.clone()]);
+        blobs.mark_uploaded(&hash).unwrap();
+        assert!(blobs.pending_uploads().unwrap().is_empty());
+        assert_eq!(blobs.get(&BlobHash::of(b"absent")).unwrap(), None);
+    }
+
+    #[test]
+    fn insert_refuses_bytes_that_do_not_match_their_hash() {
+        let (_dir, blobs) = open(1 << 20);
+        let hash = BlobHash::of(b"the real photo");
+        let error = blobs.insert(&hash, b"something else").unwrap_err();
+        assert!(matches!(&error, Error::BlobMismatch { hash: named } if *named == hash.to_string()), "{error}");
+        assert!(!blobs.contains(&hash));
+        blobs.insert(&hash, b"the real photo").unwrap();
+        assert!(blobs.contains(&hash));
+        assert!(!blobs.is_pending(&hash), "a blob from the server is not pending upload");
+    }
+
+    #[test]
+    fn a_blob_over_the_server_limit_is_refused() {
+        let (_dir, blobs) = open(u64::MAX);
+        let error = blobs.put(&vec![0; MAX_BLOB_BYTES as usize + 1]).unwrap_err();
+        assert!(matches!(error, Error::BlobTooLarge { size, limit: MAX_BLOB_BYTES } if size == MAX_BLOB_BYTES + 1));
+        assert_eq!(blobs.len_bytes().unwrap(), 0);
+    }
+
+    #[test]
+    fn trimming_keeps_pending_blobs_even_over_the_size() {
+        let (_dir, blobs) = open(1000);
+        let first = blobs.put(&photo(1, 800)).unwrap();
+        let second = blobs.put(&photo(2, 800)).unwrap();
+        assert!(blobs.contains(&first) && blobs.contains(&second));
+        assert_eq!(blobs.len_bytes().unwrap(), 1600, "pending blobs are this device's only copy");
+        blobs.mark_uploaded(&first).unwrap();
+        assert_eq!(blobs.trim().unwrap(), 800);
+        assert!(!blobs.contains(&first));
+        assert!(blobs.contains(&second));
+    }
+
+    #[test]
+    fn trimming_deletes_the_least_recently_used_first_and_spares_what_is_kept() {
+        let (_dir, blobs) = open(u64::MAX);
+        let [a, b, c, d] = [1, 2, 3, 4].map(|seed| {
+            let hash = blobs.put(&photo(seed, 100)).unwrap();
+            blobs.mark_uploaded(&hash).unwrap();
+            hash
+        });
+        // Written a, b, c, d; then a and c are looked at again: b, d, a, c from oldest.
+        blobs.get(&a).unwrap().unwrap();
+        blobs.get(&c).unwrap().unwrap();
+        assert_eq!(blobs.trim_to(300, &|_| false).unwrap(), 100);
+        assert!(!blobs.contains(&b));
+        assert!(blobs.contains(&d) && blobs.contains(&a) && blobs.contains(&c));
+        // Keeping d: a goes next.
+        assert_eq!(blobs.trim_to(200, &|hash| *hash == d).unwrap(), 100);
+        assert!(!blobs.contains(&a));
+        assert!(blobs.contains(&d) && blobs.contains(&c));
+    }
+
+    #[test]
+    fn writes_trim_the_store_to_its_size() {
+        let (_dir, blobs) = open(250);
+        let old = BlobHash::of(&photo(1, 100));
+        blobs.insert(&old, &photo(1, 100)).unwrap();
+        let middle = BlobHash::of(&photo(2, 100));
+        blobs.insert(&middle, &photo(2, 100)).unwrap();
+        let new = BlobHash::of(&photo(3, 100));
+        blobs.insert(&new, &photo(3, 100)).unwrap();
+        assert!(!blobs.contains(&old));
+        assert!(blobs.contains(&middle) && blobs.contains(&new));
+        assert!(blobs.len_bytes().unwrap() <= 250);
+    }
+
+    #[test]
+    fn the_order_of_use_survives_reopening_and_cut_off_writes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blobs");
+        let (a, b) = {
+            let blobs = BlobStore::open(&path, u64::MAX).unwrap();
+            let a = blobs.put(&photo(1, 100)).unwrap();
+            let b = blobs.put(&photo(2, 100)).unwrap();
+            (a, b)
+        };
+        fs::write(path.join("tmp-cut-off"), b"half a photo").unwrap();
+        let blobs = BlobStore::open(&path, u64::MAX).unwrap();
+        assert!(!path.join("tmp-cut-off").exists());
+        blobs.get(&a).unwrap().unwrap();
+        for hash in [&a, &b] {
+            blobs.mark_uploaded(hash).unwrap();
+        }
+        blobs.trim_to(100, &|_| false).unwrap();
+        assert!(blobs.contains(&a) && !blobs.contains(&b));
+    }
+
+    #[test]
+    fn the_directory_is_beside_the_store() {
+        assert_eq!(
+            BlobStore::dir_for(Path::new("/data/wangge/device.db")),
+            PathBuf::from("/data/wangge/device.db.blobs")
+        );
+    }
+
+    #[test]
+    fn a_download_resumes_from_its_partial_file_and_is_checked_at_the_end() {
+        let (_dir, blobs) = open(u64::MAX);
+        let bytes = photo(9, 3000);
+        let hash = BlobHash::of(&bytes);
+        blobs.append_partial(&hash, &bytes[..1000]).unwrap();
+        assert_eq!(blobs.partial_len(&hash).unwrap(), 1000);
+        blobs.append_partial(&hash, &bytes[1000..]).unwrap();
+        assert_eq!(blobs.finish_partial(&hash).unwrap(), bytes);
+        assert_eq!(blobs.partial_len(&hash).unwrap(), 0);
+        assert!(blobs.contains(&hash) && !blobs.is_pending(&hash));
+
+        let other = BlobHash::of(b"other");
+        blobs.append_partial(&other, b"not it").unwrap();
+        assert!(matches!(blobs.finish_partial(&other), Err(Error::BlobMismatch { .. })));
+        assert!(!blobs.contains(&other));
+        assert_eq!(blobs.partial_len(&other).unwrap(), 0);
+    }
+}
