@@ -59,7 +59,9 @@ impl BlobHash {
             Some(hex) if hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()) => {
                 Ok(BlobHash(format!("{PREFIX}{}", hex.to_ascii_lowercase())))
             }
-            _ => Err(InvalidField::new("blob", Invalid::Rule("a blob is named by its hash: sha256: and 64 hex digits"))),
+            _ => {
+                Err(InvalidField::new("blob", Invalid::Rule("a blob is named by its hash: sha256: and 64 hex digits")))
+            }
         }
     }
 
@@ -400,7 +402,8 @@ mod tests {
         let abc = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(BlobHash::of(b"abc").as_str(), abc);
         assert_eq!(BlobHash::parse(&abc.to_uppercase().replace("SHA256:", "sha256:")).unwrap().as_str(), abc);
-        for bad in ["", "sha256:", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "md5:ba78", &abc[..70]]
+        for bad in
+            ["", "sha256:", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "md5:ba78", &abc[..70]]
         {
             assert_eq!(BlobHash::parse(bad).unwrap_err().field, "blob", "{bad}");
         }

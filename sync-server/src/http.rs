@@ -1,13 +1,17 @@
 //! The HTTP face of the sync service (axum): `POST /v1/enroll`, `POST /v1/sync`,
-//! `GET /healthz`. Bodies are the protocol's CBOR + gzip; errors are an `ErrorBody` with
-//! the HTTP status of the refusal. Blocking storage work runs off the async workers.
+//! `POST /v1/blobs/{upload,status,download}`, `GET /healthz`. Bodies are the protocol's
+//! CBOR + gzip; errors are an `ErrorBody` with the HTTP status of the refusal, an oversized
+//! body included (413 `too_large`). Blocking storage work runs off the async workers.
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use wangge_core::sync::wire::{
     self, CONTENT_TYPE, ErrorBody, MAX_BODY_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, WireError,
 };
@@ -18,13 +22,27 @@ use crate::storage::Storage;
 pub fn router<S: Storage>(service: Service<S>) -> Router {
     Router::new()
         .route("/v1/enroll", post(enroll::<S>))
-        .route("/v1/sync", post(sync::<S>))
+        .route("/v1/sync", post(|state, headers, body| authorized(state, headers, body, Service::<S>::sync)))
+        .route(
+            "/v1/blobs/upload",
+            post(|state, headers, body| authorized(state, headers, body, Service::<S>::upload_blob)),
+        )
+        .route(
+            "/v1/blobs/status",
+            post(|state, headers, body| authorized(state, headers, body, Service::<S>::blob_status)),
+        )
+        .route(
+            "/v1/blobs/download",
+            post(|state, headers, body| authorized(state, headers, body, Service::<S>::download_blob)),
+        )
         .route("/healthz", get(|| async { "ok" }))
+        // Bodies are read up to the limit and no further; a longer one is refused below
+        // (`body`) with a CBOR 413 rather than axum's plain text.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(service)
 }
 
-fn cbor<T: serde::Serialize>(status: StatusCode, message: &T) -> Response {
+fn cbor<T: Serialize>(status: StatusCode, message: &T) -> Response {
     (status, [(header::CONTENT_TYPE, CONTENT_TYPE)], wire::encode(message)).into_response()
 }
 
@@ -38,6 +56,17 @@ fn malformed(error: WireError) -> ServiceError {
         WireError::TooLarge { .. } => ServiceError::Malformed(error.to_string()),
         WireError::Compression(_) | WireError::Cbor(_) => ServiceError::Malformed(error.to_string()),
     }
+}
+
+/// The body, or why it could not be read: over [`MAX_BODY_BYTES`] is `too_large`.
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ServiceError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ServiceError::TooLarge(format!("a request body is at most {MAX_BODY_BYTES} bytes"))
+        } else {
+            ServiceError::Malformed("the body could not be read".into())
+        }
+    })
 }
 
 fn check_version(headers: &HeaderMap) -> Result<(), ServiceError> {
@@ -54,10 +83,14 @@ async fn run<S: Storage, T: Send + 'static>(
         .unwrap_or_else(|_| Err(ServiceError::Malformed("the request could not be handled".into())))
 }
 
-async fn enroll<S: Storage>(State(service): State<Service<S>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn enroll<S: Storage>(
+    State(service): State<Service<S>>,
+    headers: HeaderMap,
+    request: Result<Bytes, BytesRejection>,
+) -> Response {
     let result = async {
         check_version(&headers)?;
-        let request = wire::decode(&body).map_err(malformed)?;
+        let request = wire::decode(&body(request)?).map_err(malformed)?;
         run(service, move |service| service.enroll(request)).await
     }
     .await;
@@ -67,7 +100,13 @@ async fn enroll<S: Storage>(State(service): State<Service<S>>, headers: HeaderMa
     }
 }
 
-async fn sync<S: Storage>(State(service): State<Service<S>>, headers: HeaderMap, body: Bytes) -> Response {
+/// An endpoint for enrolled devices: version, bearer token, body, then the service.
+async fn authorized<S: Storage, Q: DeserializeOwned + Send + 'static, A: Serialize + Send + 'static>(
+    State(service): State<Service<S>>,
+    headers: HeaderMap,
+    request: Result<Bytes, BytesRejection>,
+    work: fn(&Service<S>, &str, Q) -> Result<A, ServiceError>,
+) -> Response {
     let result = async {
         check_version(&headers)?;
         let token = headers
@@ -76,8 +115,8 @@ async fn sync<S: Storage>(State(service): State<Service<S>>, headers: HeaderMap,
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::to_owned)
             .ok_or(ServiceError::Unauthorized)?;
-        let request = wire::decode(&body).map_err(malformed)?;
-        run(service, move |service| service.sync(&token, request)).await
+        let request = wire::decode(&body(request)?).map_err(malformed)?;
+        run(service, move |service| work(&service, &token, request)).await
     }
     .await;
     match result {

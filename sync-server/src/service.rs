@@ -1,21 +1,25 @@
 //! The server's side of sync protocol v1, over a [`Storage`]: enrollment, push checks,
-//! scopes, and paged pulls. No HTTP here (`http.rs` carries it).
+//! scopes, paged pulls, and blobs (attachments: chunked uploads checked against their
+//! name, downloads for whoever may read a document referring to them). No HTTP here
+//! (`http.rs` carries it).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use automerge::{AutoCommit, Change};
 use sha2::{Digest, Sha256};
+use wangge_core::blobs::BlobHash;
 use wangge_core::crdt::{DocId, DocKind, check_layout, genesis};
 use wangge_core::incident::doc as incident_doc;
 use wangge_core::incident::roles::Role;
-use wangge_core::incident::{Action, derive};
+use wangge_core::incident::{Action, ActionKind, derive};
 use wangge_core::model::{GridCode, IncidentId};
 use wangge_core::sync::wire::{
-    DocPull, EnrollRequest, EnrollResponse, GridInfo, SyncRequest, SyncResponse, WorkerInfo,
+    BlobChunk, BlobDownloadRequest, BlobStatus, BlobStatusRequest, BlobUploadRequest, DocPull, EnrollRequest,
+    EnrollResponse, GridInfo, MAX_BLOB_BYTES, MAX_BLOB_CHUNK_BYTES, SyncRequest, SyncResponse, WorkerInfo,
 };
 
-use crate::storage::{Device, DocUpdate, GridRecord, HeldState, Storage, StorageError, Worker};
+use crate::storage::{BlobAppend, Device, DocUpdate, GridRecord, HeldState, Storage, StorageError, Worker};
 
 /// Why a request was refused; each maps to an HTTP status and a protocol error code.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +37,11 @@ pub enum ServiceError {
     #[error("unknown or already used enrollment code")]
     UnknownCode,
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("internal error")]
     Internal(#[from] StorageError),
 }
@@ -44,8 +52,9 @@ impl ServiceError {
             ServiceError::Malformed(_) | ServiceError::UnsupportedVersion => 400,
             ServiceError::Unauthorized | ServiceError::Revoked => 401,
             ServiceError::Forbidden(_) => 403,
-            ServiceError::UnknownCode => 404,
+            ServiceError::UnknownCode | ServiceError::NotFound(_) => 404,
             ServiceError::Conflict(_) => 409,
+            ServiceError::TooLarge(_) => 413,
             ServiceError::Internal(_) => 500,
         }
     }
@@ -58,7 +67,9 @@ impl ServiceError {
             ServiceError::Revoked => "revoked",
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::UnknownCode => "unknown_code",
+            ServiceError::NotFound(_) => "not_found",
             ServiceError::Conflict(_) => "conflict",
+            ServiceError::TooLarge(_) => "too_large",
             ServiceError::Internal(_) => "internal",
         }
     }
@@ -160,6 +171,7 @@ impl<S: Storage> Service<S> {
                     snapshot: doc.save(),
                     scopes: scopes_of(&id, &doc),
                     changes: Vec::new(),
+                    blob_refs: Vec::new(),
                 });
             }
         }
@@ -234,11 +246,7 @@ impl<S: Storage> Service<S> {
 
     /// One round: checks and stores the pushes (all or nothing), then pages the pull.
     pub fn sync(&self, token: &str, request: SyncRequest) -> Result<SyncResponse> {
-        let device = self.storage.device_by_token(&hash_secret(token))?.ok_or(ServiceError::Unauthorized)?;
-        if device.revoked {
-            return Err(ServiceError::Revoked);
-        }
-        let worker = self.storage.worker(&device.person)?.ok_or(ServiceError::Unauthorized)?;
+        let (device, worker) = self.authenticate(token)?;
         let readable = readable_scopes(&worker);
         self.confirm(&device, &request.received)?;
         let acks = self.push(&device, &worker, &readable, &request)?;
@@ -317,11 +325,117 @@ impl<S: Storage> Service<S> {
             if doc_id.kind == DocKind::Incident {
                 check_actions(&doc, &before, worker)?;
             }
-            updates.push(DocUpdate { doc: push.doc.clone(), snapshot: doc.save(), scopes: scopes_after, changes: new });
+            let blob_refs = blob_refs_of(&doc_id, &doc);
+            updates.push(DocUpdate {
+                doc: push.doc.clone(),
+                snapshot: doc.save(),
+                scopes: scopes_after,
+                changes: new,
+                blob_refs,
+            });
             acks.push(push.doc.clone());
         }
         self.storage.commit(&updates)?;
         Ok(acks)
+    }
+
+    /// The device behind a token, not revoked, and its worker.
+    fn authenticate(&self, token: &str) -> Result<(Device, Worker)> {
+        let device = self.storage.device_by_token(&hash_secret(token))?.ok_or(ServiceError::Unauthorized)?;
+        if device.revoked {
+            return Err(ServiceError::Revoked);
+        }
+        let worker = self.storage.worker(&device.person)?.ok_or(ServiceError::Unauthorized)?;
+        Ok((device, worker))
+    }
+
+    /// Stores the next chunk of a blob. Any device may upload any blob (it is named by its
+    /// content); each device's upload is its own until complete. The last chunk completes
+    /// it only if all the bytes hash to the name; otherwise the upload is discarded.
+    pub fn upload_blob(&self, token: &str, request: BlobUploadRequest) -> Result<BlobStatus> {
+        let (device, _) = self.authenticate(token)?;
+        let hash = parse_hash(&request.hash)?;
+        if request.size > MAX_BLOB_BYTES {
+            return Err(ServiceError::TooLarge(format!(
+                "a blob is at most {MAX_BLOB_BYTES} bytes; this one is {}",
+                request.size
+            )));
+        }
+        if request.chunk.len() > MAX_BLOB_CHUNK_BYTES {
+            return Err(ServiceError::TooLarge(format!("a chunk is at most {MAX_BLOB_CHUNK_BYTES} bytes")));
+        }
+        if request.offset.saturating_add(request.chunk.len() as u64) > request.size {
+            return Err(ServiceError::Malformed("the chunk goes past the blob's size".into()));
+        }
+        let appended = self.storage.append_blob_chunk(
+            &device.id,
+            hash.as_str(),
+            request.size,
+            request.offset,
+            &request.chunk,
+            now_ms(),
+        )?;
+        let upload = match appended {
+            BlobAppend::Complete(blob) => return Ok(BlobStatus { received: blob.size, complete: true }),
+            BlobAppend::WrongOffset { received } => {
+                return Err(ServiceError::Conflict(format!(
+                    "the upload stands at byte {received}: ask for its status and continue from there"
+                )));
+            }
+            BlobAppend::WrongSize { size } => {
+                return Err(ServiceError::Malformed(format!(
+                    "this device's upload of the blob has size {size}: continue it, or start again at offset 0"
+                )));
+            }
+            BlobAppend::Appended(upload) => upload,
+        };
+        if upload.received < upload.size {
+            return Ok(BlobStatus { received: upload.received, complete: false });
+        }
+        let bytes = self.storage.read_blob(upload.id, 0, usize::try_from(upload.size).unwrap_or(usize::MAX))?;
+        if BlobHash::of(&bytes) != hash {
+            self.storage.discard_blob_upload(upload.id)?;
+            return Err(ServiceError::Malformed(
+                "the content does not match its hash: the upload was discarded, start again at offset 0".into(),
+            ));
+        }
+        self.storage.finish_blob_upload(upload.id)?;
+        Ok(BlobStatus { received: upload.size, complete: true })
+    }
+
+    /// Where this device's upload of a blob stands (or that the server has it whole). Says
+    /// nothing about the blob's content, only what a device that names it already knows.
+    pub fn blob_status(&self, token: &str, request: BlobStatusRequest) -> Result<BlobStatus> {
+        let (device, _) = self.authenticate(token)?;
+        let hash = parse_hash(&request.hash)?;
+        if let Some(blob) = self.storage.blob(hash.as_str())? {
+            return Ok(BlobStatus { received: blob.size, complete: true });
+        }
+        let received = self.storage.blob_upload(&device.id, hash.as_str())?.map_or(0, |upload| upload.received);
+        Ok(BlobStatus { received, complete: false })
+    }
+
+    /// A chunk of a blob, for a device that may read a document referring to it (403
+    /// otherwise, whether the blob exists or not).
+    pub fn download_blob(&self, token: &str, request: BlobDownloadRequest) -> Result<BlobChunk> {
+        let (_, worker) = self.authenticate(token)?;
+        let hash = parse_hash(&request.hash)?;
+        if !self.storage.blob_referenced(hash.as_str(), &readable_scopes(&worker))? {
+            return Err(ServiceError::Forbidden("no document this device may read refers to this blob".into()));
+        }
+        let blob = self
+            .storage
+            .blob(hash.as_str())?
+            .ok_or_else(|| ServiceError::NotFound("this blob has not been uploaded yet: try again later".into()))?;
+        if request.offset > blob.size {
+            return Err(ServiceError::Malformed(format!("the offset is past the blob's size, {}", blob.size)));
+        }
+        let max = match request.max as usize {
+            0 => MAX_BLOB_CHUNK_BYTES,
+            max => max.min(MAX_BLOB_CHUNK_BYTES),
+        };
+        let chunk = self.storage.read_blob(blob.id, request.offset, max)?;
+        Ok(BlobChunk { chunk: chunk.into(), total: blob.size })
     }
 
     /// The device confirms snapshots it received and removals it carried out.
@@ -417,6 +531,28 @@ impl<S: Storage> Service<S> {
         response.cursor = u64::try_from(last).unwrap_or(0);
         Ok(response)
     }
+}
+
+fn parse_hash(text: &str) -> Result<BlobHash> {
+    BlobHash::parse(text).map_err(|error| ServiceError::Malformed(error.to_string()))
+}
+
+/// The blobs a document refers to: an incident's report photos and its actions' evidence.
+fn blob_refs_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
+    if doc_id.kind != DocKind::Incident {
+        return Vec::new();
+    }
+    let mut refs = BTreeSet::new();
+    let report = incident_doc::read_report(doc).unwrap_or_default();
+    for (_, photos) in report.iter().filter(|(key, _)| key == "photos") {
+        refs.extend(photos.split(',').filter_map(|photo| BlobHash::parse(photo.trim()).ok()));
+    }
+    for action in incident_doc::read_timeline(doc).unwrap_or_default().into_iter().flatten() {
+        if let ActionKind::ResolveOnSpot { evidence, .. } | ActionKind::Complete { evidence, .. } = &action.kind {
+            refs.extend(evidence.iter().filter_map(|photo| BlobHash::parse(photo).ok()));
+        }
+    }
+    refs.into_iter().map(|hash| hash.to_string()).collect()
 }
 
 fn timeline_ids(doc: &AutoCommit) -> BTreeSet<String> {

@@ -555,8 +555,9 @@ impl Storage for SqliteStorage {
             "SELECT first, bytes FROM blob_chunks WHERE blob_id = ?1 AND first < ?3 AND first + n_bytes > ?2
              ORDER BY first",
         )?;
-        let rows = statement
-            .query_map(params![id, int(offset), int(end)], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
+        let rows = statement.query_map(params![id, int(offset), int(end)], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
         let mut bytes = Vec::new();
         for row in rows {
             let (first, chunk) = row?;

@@ -14,13 +14,13 @@
 use std::io::Write;
 use std::time::Instant;
 
+use wangge_core::NewIncident;
 use wangge_core::Store;
 use wangge_core::crdt::{DocId, DocKind};
 use wangge_core::demo::{DemoOptions, generate_grid};
 use wangge_core::incident::roles::Role;
 use wangge_core::incident::{ActionKind, Actor};
 use wangge_core::model::*;
-use wangge_core::NewIncident;
 use wangge_tests::{TestDevice, TestServer};
 
 fn gzip(bytes: &[u8]) -> usize {
@@ -33,8 +33,15 @@ fn gzip(bytes: &[u8]) -> usize {
 /// export of the same data would send.
 fn records_json(store: &Store) -> String {
     let tables = [
-        "buildings", "households", "residents", "resident_details", "resident_tags", "organizations", "components",
-        "incidents", "incident_actions",
+        "buildings",
+        "households",
+        "residents",
+        "resident_details",
+        "resident_tags",
+        "organizations",
+        "components",
+        "incidents",
+        "incident_actions",
     ];
     store
         .with_reader(|conn| {
@@ -131,7 +138,10 @@ async fn main() {
         let phone = Phone::parse(&format!("139{:08}", i)).unwrap();
         worker
             .store
-            .update_resident(residents[i % residents.len()], ResidentPatch { phone: Some(Some(phone)), ..Default::default() })
+            .update_resident(
+                residents[i % residents.len()],
+                ResidentPatch { phone: Some(Some(phone)), ..Default::default() },
+            )
             .unwrap();
         if i % 2_000 == 1_999 {
             worker.sync().await;
@@ -156,7 +166,10 @@ async fn main() {
         let phone = Phone::parse(&format!("137{:08}", i)).unwrap();
         worker
             .store
-            .update_resident(residents[(i * 7) % residents.len()], ResidentPatch { phone: Some(Some(phone)), ..Default::default() })
+            .update_resident(
+                residents[(i * 7) % residents.len()],
+                ResidentPatch { phone: Some(Some(phone)), ..Default::default() },
+            )
             .unwrap();
     }
     worker.sync().await;

@@ -7,6 +7,11 @@
 //! interrupts a sync safely: each round's changes to the store are transactional, and a
 //! round cut off is repeated by the next sync.
 //!
+//! Blobs (photos) travel apart from documents, in chunks: [`SyncClient::upload_blob`]
+//! resumes from where the server's upload stands, [`SyncClient::download_blob`] from the
+//! bytes already on the device. After a sync, the app calls
+//! [`SyncClient::upload_pending_blobs`] for the photos the device took.
+//!
 //! TLS: certificates are checked by the platform verifier (`rustls-platform-verifier`). On
 //! Android the host app must initialise it from JNI before the first request (see the
 //! bindings' README).
@@ -14,9 +19,11 @@
 use std::time::Duration;
 
 use super::wire::{
-    self, CONTENT_TYPE, DEFAULT_PULL_BUDGET, EnrollRequest, EnrollResponse, ErrorBody, PROTOCOL_HEADER,
+    self, BlobChunk, BlobDownloadRequest, BlobStatus, BlobStatusRequest, BlobUploadRequest, CONTENT_TYPE,
+    DEFAULT_PULL_BUDGET, EnrollRequest, EnrollResponse, ErrorBody, MAX_BLOB_CHUNK_BYTES, PROTOCOL_HEADER,
     PROTOCOL_VERSION, SyncResponse,
 };
+use crate::blobs::{BlobHash, BlobStore};
 use crate::store::Store;
 use crate::{Error, Result};
 
@@ -28,6 +35,15 @@ pub struct SyncProgress {
     pub bytes_received: u64,
     pub docs_pulled: u64,
     pub changes_pushed: u64,
+}
+
+/// What [`SyncClient::upload_pending_blobs`] sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlobUploads {
+    /// Blobs the server now has whole (some perhaps from another device already).
+    pub n_blobs: usize,
+    /// Bytes of blobs sent (not counting encoding).
+    pub bytes_sent: u64,
 }
 
 /// Receives progress while a sync runs (a screen's progress bar).
@@ -42,6 +58,7 @@ pub struct SyncClient {
     base_url: String,
     max_attempts: u32,
     first_backoff: Duration,
+    blob_chunk_bytes: usize,
 }
 
 impl SyncClient {
@@ -58,6 +75,7 @@ impl SyncClient {
             base_url: base_url.trim_end_matches('/').to_owned(),
             max_attempts: 4,
             first_backoff: Duration::from_millis(200),
+            blob_chunk_bytes: MAX_BLOB_CHUNK_BYTES,
         })
     }
 
@@ -65,6 +83,13 @@ impl SyncClient {
     pub fn with_retries(mut self, max_attempts: u32, first_backoff: Duration) -> Self {
         self.max_attempts = max_attempts.max(1);
         self.first_backoff = first_backoff;
+        self
+    }
+
+    /// The size of the chunks blobs travel in (at most 1 MiB, the protocol's limit):
+    /// smaller on a poor connection loses less when a request is cut off.
+    pub fn with_blob_chunk_bytes(mut self, chunk_bytes: usize) -> Self {
+        self.blob_chunk_bytes = chunk_bytes.clamp(1, MAX_BLOB_CHUNK_BYTES);
         self
     }
 
@@ -114,6 +139,130 @@ impl SyncClient {
                 return Ok(progress);
             }
         }
+    }
+
+    /// Where the server's upload of a blob from this device stands.
+    pub async fn blob_status(&self, store: &Store, hash: &BlobHash) -> Result<BlobStatus> {
+        let token = store.sync_token()?.ok_or(Error::NotEnrolled)?;
+        self.blob_status_with(&token, hash).await
+    }
+
+    async fn blob_status_with(&self, token: &str, hash: &BlobHash) -> Result<BlobStatus> {
+        let request = BlobStatusRequest { hash: hash.to_string() };
+        Ok(self.post("/v1/blobs/status", Some(token), wire::encode(&request)).await?.0)
+    }
+
+    /// Uploads a blob of this device's blob store, continuing from where the server's
+    /// upload stands (an upload cut off resumes; one the server has whole is not sent
+    /// again), then marks it uploaded. Returns the bytes sent.
+    pub async fn upload_blob(&self, store: &Store, blobs: &BlobStore, hash: &BlobHash) -> Result<u64> {
+        let token = store.sync_token()?.ok_or(Error::NotEnrolled)?;
+        let bytes = blobs.get(hash)?.ok_or_else(|| Error::UnknownBlob { hash: hash.to_string() })?;
+        if BlobHash::of(&bytes) != *hash {
+            // Damaged on this device: the server would refuse it after the last chunk.
+            return Err(Error::BlobMismatch { hash: hash.to_string() });
+        }
+        let size = bytes.len() as u64;
+        let mut status = self.blob_status_with(&token, hash).await?;
+        let mut sent = 0;
+        let mut n_conflicts = 0;
+        while !status.complete {
+            // An upload of another size (never from this client) restarts at 0.
+            let offset = if status.received > size { 0 } else { status.received };
+            let end = size.min(offset + self.blob_chunk_bytes as u64);
+            let chunk = bytes[offset as usize..end as usize].to_vec();
+            let request = BlobUploadRequest { hash: hash.to_string(), size, offset, chunk: chunk.into() };
+            match self.post::<BlobStatus>("/v1/blobs/upload", Some(&token), wire::encode(&request)).await {
+                Ok((next, _)) => {
+                    sent += end - offset;
+                    n_conflicts = 0;
+                    if !next.complete && next.received <= offset && end > offset {
+                        return Err(Error::Transport { reason: "the server did not take a blob chunk".into() });
+                    }
+                    status = next;
+                }
+                // The server's upload is elsewhere (a retried chunk that had arrived): ask.
+                Err(Error::Refused { status: 409, .. }) if n_conflicts < 3 => {
+                    n_conflicts += 1;
+                    status = self.blob_status_with(&token, hash).await?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        blobs.mark_uploaded(hash)?;
+        Ok(sent)
+    }
+
+    /// Uploads every blob put on this device that the server does not have whole yet; to
+    /// be called after [`SyncClient::sync`]. A blob the server refuses does not hold back
+    /// the others: the first refusal is returned (and recorded in the sync status) after
+    /// trying them all; a transport failure or a revoked device stops at once.
+    pub async fn upload_pending_blobs(&self, store: &Store, blobs: &BlobStore) -> Result<BlobUploads> {
+        let mut uploads = BlobUploads::default();
+        let mut refused = None;
+        for hash in blobs.pending_uploads()? {
+            match self.upload_blob(store, blobs, &hash).await {
+                Ok(bytes_sent) => {
+                    uploads.n_blobs += 1;
+                    uploads.bytes_sent += bytes_sent;
+                }
+                Err(error @ (Error::Transport { .. } | Error::Revoked | Error::NotEnrolled))
+                | Err(error @ Error::Refused { status: 401, .. }) => {
+                    store.record_sync_error(&error.to_string())?;
+                    return Err(error);
+                }
+                Err(error) => {
+                    refused.get_or_insert(error);
+                }
+            }
+        }
+        match refused {
+            Some(error) => {
+                store.record_sync_error(&error.to_string())?;
+                Err(error)
+            }
+            None => Ok(uploads),
+        }
+    }
+
+    /// A blob's bytes: from the blob store if there, else downloaded (resuming a download
+    /// cut off before), checked against the name and stored. The server answers 403 unless
+    /// a document this device may read refers to the blob, and 404 `not_found` while no
+    /// device has uploaded it whole.
+    pub async fn download_blob(&self, store: &Store, blobs: &BlobStore, hash: &BlobHash) -> Result<Vec<u8>> {
+        if let Some(bytes) = blobs.get(hash)? {
+            return Ok(bytes);
+        }
+        let token = store.sync_token()?.ok_or(Error::NotEnrolled)?;
+        let mut offset = blobs.partial_len(hash)?;
+        let max = u32::try_from(self.blob_chunk_bytes).unwrap_or(u32::MAX);
+        loop {
+            let request = BlobDownloadRequest { hash: hash.to_string(), offset, max };
+            let answer: BlobChunk = match self.post("/v1/blobs/download", Some(&token), wire::encode(&request)).await {
+                Ok((answer, _)) => answer,
+                // Bytes from before that run past the blob: not its bytes, start again.
+                Err(Error::Refused { status: 400, .. }) if offset > 0 => {
+                    blobs.discard_partial(hash)?;
+                    offset = 0;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            if offset + answer.chunk.len() as u64 > answer.total {
+                // Not this blob's bytes before (or a confused server): start again.
+                blobs.discard_partial(hash)?;
+                return Err(Error::BlobMismatch { hash: hash.to_string() });
+            }
+            blobs.append_partial(hash, &answer.chunk)?;
+            offset += answer.chunk.len() as u64;
+            if offset == answer.total {
+                break;
+            }
+            if answer.chunk.is_empty() {
+                return Err(Error::Transport { reason: "the server sent an empty blob chunk".into() });
+            }
+        }
+        blobs.finish_partial(hash)
     }
 
     /// Posts a body, retrying transport failures; returns the decoded answer and its size.

@@ -21,6 +21,8 @@ async fn an_incident_runs_the_closed_loop_through_sync() {
     let urban =
         TestDevice::enrolled(&server, &server.worker("h-urban", "department_handler", Some("urban_management"), &[]))
             .await;
+    let justice =
+        TestDevice::enrolled(&server, &server.worker("h-justice", "department_handler", Some("justice"), &[])).await;
     let me = Actor { person: "w1".into(), role: Role::FullTimeWorker, department: None };
     let staff = Actor { person: "c1".into(), role: Role::CenterStaff(CenterLevel::Township), department: None };
     let police_handler =
@@ -77,9 +79,12 @@ async fn an_incident_runs_the_closed_loop_through_sync() {
     center.sync().await;
     assert_eq!(center.store.act(id, staff, ActionKind::Archive).unwrap(), Mark::Applied);
     center.sync().await;
-    for device in [&worker, &police, &urban] {
+    for device in [&worker, &police, &urban, &justice] {
         device.sync().await;
     }
+    // A department the incident never went to holds nothing: no incident, no register.
+    assert!(justice.store.incidents(&IncidentFilter::default(), now()).unwrap().is_empty());
+    assert!(justice.store.grids().unwrap().is_empty());
     let archived = center.store.incident(id, now()).unwrap();
     assert_eq!(archived.phase, Phase::Archived);
     assert_eq!(worker.store.incident(id, now()).unwrap(), archived);
