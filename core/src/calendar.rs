@@ -92,7 +92,8 @@ const END_OF_DAY: NaiveTime = match NaiveTime::from_hms_opt(23, 59, 59) {
 };
 
 /// The schedules published by the State Council General Office, 2020–2026.
-const CHINA_JSON: &str = include_str!("calendar/cn.json");
+/// The built-in calendar data, as the server publishes it in its reference document.
+pub const CHINA_JSON: &str = include_str!("calendar/cn.json");
 
 /// Why calendar data was refused. Nothing of it is used: a calendar loads whole or not at all.
 #[derive(Debug, thiserror::Error)]

@@ -48,6 +48,16 @@ enum Command {
         #[arg(long = "grid")]
         grids: Vec<String>,
     },
+    /// Publish a matter catalog (its JSON file) to every device.
+    SetCatalog {
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Publish a working-day calendar (its JSON file, e.g. with a newly published year).
+    SetCalendar {
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// The demo: a server with a demo city, devices of every role syncing with it.
     Demo {
         /// Where the server's and the devices' files go (emptied first).
@@ -96,6 +106,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::AddWorker { person, role, department, grids } => {
             service.create_worker(&Worker { person: person.clone(), role, department, grids })?;
             println!("enrollment code for {person}: {}", service.issue_enrollment_code(&person)?);
+        }
+        Command::SetCatalog { file } => {
+            let catalog = wangge_core::incident::catalog::Catalog::from_json(&std::fs::read_to_string(file)?)?;
+            service.set_catalog(&catalog)?;
+            println!("catalog {} version {} published", catalog.name(), catalog.version());
+        }
+        Command::SetCalendar { file } => {
+            service.set_calendar(&std::fs::read_to_string(file)?)?;
+            println!("calendar published");
         }
         Command::Demo { .. } => {}
         Command::Revoke { device } => {

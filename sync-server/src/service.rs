@@ -10,10 +10,12 @@ use automerge::{AutoCommit, Change};
 use sha2::{Digest, Sha256};
 use wangge_core::blobs::BlobHash;
 use wangge_core::crdt::{DocId, DocKind, check_layout, genesis};
+use wangge_core::incident::catalog::Catalog;
 use wangge_core::incident::doc as incident_doc;
 use wangge_core::incident::roles::Role;
 use wangge_core::incident::{Action, ActionKind, derive};
 use wangge_core::model::{GridCode, IncidentId};
+use wangge_core::reference;
 use wangge_core::sync::wire::{
     BlobChunk, BlobDownloadRequest, BlobStatus, BlobStatusRequest, BlobUploadRequest, DocPull, EnrollRequest,
     EnrollResponse, GridInfo, MAX_BLOB_BYTES, MAX_BLOB_CHUNK_BYTES, SyncRequest, SyncResponse, WorkerInfo,
@@ -107,7 +109,8 @@ impl<S> Clone for Service<S> {
 /// `grid:<code>:sensitive`, `grid:<code>:incidents`, `dept:<code>:incidents`.
 pub fn readable_scopes(worker: &Worker) -> Vec<String> {
     let role = Role::from_code(&worker.role);
-    let mut scopes = Vec::new();
+    // Everyone reads the reference data; nobody but the server writes it.
+    let mut scopes = vec![REFERENCE_SCOPE.to_owned()];
     if role == Some(Role::DepartmentHandler) {
         if let Some(department) = &worker.department {
             scopes.push(format!("dept:{department}:incidents"));
@@ -125,9 +128,13 @@ pub fn readable_scopes(worker: &Worker) -> Vec<String> {
     scopes
 }
 
+/// The scope of the server's reference document.
+pub const REFERENCE_SCOPE: &str = "reference";
+
 /// The scopes a document belongs to, from its id and (for incidents) its content.
 fn scopes_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
     match doc_id.kind {
+        DocKind::Reference => vec![REFERENCE_SCOPE.to_owned()],
         DocKind::Register => vec![format!("grid:{}:register", doc_id.key)],
         DocKind::Sensitive => vec![format!("grid:{}:sensitive", doc_id.key)],
         DocKind::Incident => {
@@ -146,8 +153,66 @@ fn scopes_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
 }
 
 impl<S: Storage> Service<S> {
+    /// The service over a storage; the reference document is created on first use, with
+    /// the built-in catalog and calendar.
     pub fn new(storage: S) -> Self {
-        Self { storage: Arc::new(storage) }
+        let service = Self { storage: Arc::new(storage) };
+        if let Err(error) = service.ensure_reference() {
+            // A storage that cannot be written fails again on the first request, with its error.
+            let _ = error;
+        }
+        service
+    }
+
+    fn ensure_reference(&self) -> Result<()> {
+        let id = reference::doc_id().to_string();
+        if self.storage.snapshot(&id)?.is_some() {
+            return Ok(());
+        }
+        let mut doc = reference::genesis();
+        self.storage.commit(&[DocUpdate {
+            doc: id,
+            snapshot: doc.save(),
+            scopes: vec![REFERENCE_SCOPE.to_owned()],
+            changes: Vec::new(),
+            blob_refs: Vec::new(),
+        }])?;
+        self.update_reference(|doc| {
+            reference::set_catalog(doc, &Catalog::default_catalog())?;
+            reference::set_calendar(doc, wangge_core::calendar::CHINA_JSON)
+        })
+    }
+
+    /// Changes the reference document as the server: one change in the log, which every
+    /// device receives with its next sync.
+    pub fn update_reference(&self, edit: impl FnOnce(&mut AutoCommit) -> wangge_core::Result<()>) -> Result<()> {
+        let id = reference::doc_id().to_string();
+        let snapshot =
+            self.storage.snapshot(&id)?.ok_or_else(|| ServiceError::Malformed("no reference document".into()))?;
+        let mut doc = AutoCommit::load(&snapshot)
+            .map_err(|_| ServiceError::Malformed("stored reference document".into()))?
+            .with_actor(automerge::ActorId::from(reference::SERVER_ACTOR));
+        edit(&mut doc).map_err(|error| ServiceError::Malformed(error.to_string()))?;
+        doc.commit_with(automerge::transaction::CommitOptions::default().with_time(now_ms()));
+        let Some(change) = doc.get_last_local_change() else { return Ok(()) };
+        self.storage.commit(&[DocUpdate {
+            doc: id,
+            snapshot: doc.save(),
+            scopes: vec![REFERENCE_SCOPE.to_owned()],
+            changes: vec![(change.hash().0.to_vec(), reference::SERVER_ACTOR.to_vec(), change.raw_bytes().to_vec())],
+            blob_refs: Vec::new(),
+        }])?;
+        Ok(())
+    }
+
+    /// Publishes a new matter catalog to every device.
+    pub fn set_catalog(&self, catalog: &Catalog) -> Result<()> {
+        self.update_reference(|doc| reference::set_catalog(doc, catalog))
+    }
+
+    /// Publishes a new working-day calendar (its JSON, e.g. with a newly published year).
+    pub fn set_calendar(&self, json: &str) -> Result<()> {
+        self.update_reference(|doc| reference::set_calendar(doc, json))
     }
 
     pub fn storage(&self) -> &S {
@@ -176,7 +241,8 @@ impl<S: Storage> Service<S> {
             }
         }
         self.storage.commit(&updates)?;
-        Ok(())
+        let meta = reference::GridMeta { name: name.to_owned(), kind: kind.to_owned() };
+        self.update_reference(|doc| reference::set_grid(doc, code.as_str(), &meta))
     }
 
     pub fn create_worker(&self, worker: &Worker) -> Result<()> {
@@ -268,6 +334,9 @@ impl<S: Storage> Service<S> {
         for push in &request.pushes {
             let doc_id = DocId::parse(&push.doc)
                 .ok_or_else(|| ServiceError::Malformed(format!("unknown document id {}", push.doc)))?;
+            if doc_id.kind == DocKind::Reference {
+                return Err(ServiceError::Forbidden(format!("{}: written by the server only", push.doc)));
+            }
             let mut changes = Vec::with_capacity(push.changes.len());
             for bytes in &push.changes {
                 let change = Change::from_bytes(bytes.to_vec())

@@ -46,6 +46,8 @@ pub enum DocKind {
     Sensitive,
     /// One incident (`incident::doc`).
     Incident,
+    /// The server's reference data: catalog, calendar, grid metadata (`reference.rs`).
+    Reference,
 }
 
 impl DocKind {
@@ -54,6 +56,7 @@ impl DocKind {
             DocKind::Register => "register",
             DocKind::Sensitive => "sensitive",
             DocKind::Incident => "incident",
+            DocKind::Reference => "reference",
         }
     }
 
@@ -62,6 +65,7 @@ impl DocKind {
             "register" => Some(DocKind::Register),
             "sensitive" => Some(DocKind::Sensitive),
             "incident" => Some(DocKind::Incident),
+            "reference" => Some(DocKind::Reference),
             _ => None,
         }
     }
@@ -71,7 +75,7 @@ impl DocKind {
         match self {
             DocKind::Register => &RecordKind::ALL,
             DocKind::Sensitive => &[RecordKind::Resident],
-            DocKind::Incident => &[],
+            DocKind::Incident | DocKind::Reference => &[],
         }
     }
 }
@@ -145,6 +149,7 @@ pub fn check_layout(doc: &AutoCommit, id: &DocId) -> crate::Result<()> {
     }
     let containers: Vec<(&str, ObjType)> = match id.kind {
         DocKind::Incident => vec![("report", ObjType::Map), ("actions", ObjType::List)],
+        DocKind::Reference => vec![("grids", ObjType::Map)],
         DocKind::Register | DocKind::Sensitive => {
             id.kind.record_kinds().iter().map(|kind| (kind.plural(), ObjType::Map)).collect()
         }

@@ -16,7 +16,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{Store, Writer, documents, loaded, n_chunks, projection};
-use crate::calendar::{CHINA_TIME, Clock, DeadlineRule, DeadlineStatus, deadline_status};
+use crate::calendar::{CHINA_TIME, Calendar, Clock, DeadlineRule, DeadlineStatus, deadline_status};
 use crate::crdt::{DocId, DocKind, encode_location};
 use crate::incident::catalog::{Catalog, DeadlineSpec, MatterClass};
 use crate::incident::doc as incident_doc;
@@ -256,8 +256,23 @@ fn ids<T: std::fmt::Display>(ids: &[T]) -> String {
 
 impl Store {
     /// The matter catalog this store checks reports and dispatches against.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    pub fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The working-day calendar deadlines are counted on.
+    pub fn calendar(&self) -> std::sync::RwLockReadGuard<'_, Calendar> {
+        self.calendar.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Replaces the catalog and the calendar (from the server's reference document).
+    pub(crate) fn set_reference(&self, catalog: Option<Catalog>, calendar: Option<Calendar>) {
+        if let Some(catalog) = catalog {
+            *self.catalog.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = catalog;
+        }
+        if let Some(calendar) = calendar {
+            *self.calendar.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = calendar;
+        }
     }
 
     /// Reports an incident (发现上报): a new incident document whose first action is the
@@ -273,7 +288,7 @@ impl Store {
         reporter: Actor,
         device_time_ms: i64,
     ) -> Result<IncidentId> {
-        if self.catalog.item(&incident.catalog_item).is_none() {
+        if self.catalog().item(&incident.catalog_item).is_none() {
             return Err(Error::UnknownCatalogItem { code: incident.catalog_item });
         }
         let title = checked_text("title", &incident.title, 100)?;
@@ -343,12 +358,12 @@ impl Store {
             departments.push(lead);
             departments.extend(co_handlers);
         }
-        if let Some(unknown) = departments.iter().find(|code| self.catalog.department(code.as_str()).is_none()) {
+        if let Some(unknown) = departments.iter().find(|code| self.catalog().department(code.as_str()).is_none()) {
             return Err(Error::UnknownDepartment { code: unknown.to_string() });
         }
         if let ActionKind::Refuse { catalog_reference, .. } = &kind {
             // A refusal cites the catalog: the item that shows the matter is not the grid's.
-            match self.catalog.item(catalog_reference) {
+            match self.catalog().item(catalog_reference) {
                 Some(item) if !item.admitted => {}
                 _ => {
                     return Err(InvalidField::new(
@@ -398,7 +413,7 @@ impl Store {
                 doc.get_last_local_change().ok_or_else(|| Error::document(&doc_id, "commit made no change"))?;
             let n = documents::append(&tx, &doc_id, doc, change.raw_bytes(), 1, n)?;
             chunk_counts.insert(doc_id.clone(), n);
-            project_incident(&tx, &doc_id, doc, &self.catalog)?;
+            project_incident(&tx, &doc_id, doc, &self.catalog())?;
             Ok(value)
         })();
         let result = result.and_then(|value| tx.commit().map(|()| value).map_err(Error::from));
@@ -438,7 +453,7 @@ impl Store {
             crate::crdt::check_layout(doc, doc_id)?;
             let n = documents::append(&tx, doc_id, doc, &chunk, 0, n)?;
             chunk_counts.insert(doc_id.clone(), n);
-            project_incident(&tx, doc_id, doc, &self.catalog)?;
+            project_incident(&tx, doc_id, doc, &self.catalog())?;
             Ok(n_new)
         })();
         let result = result.and_then(|value| tx.commit().map(|()| value).map_err(Error::from));
@@ -447,6 +462,64 @@ impl Store {
             chunk_counts.remove(doc_id);
         }
         result
+    }
+
+    /// Applies the server's changes to the reference document — made here from its
+    /// genesis if new — then takes its catalog, calendar and grid names.
+    pub(super) fn apply_reference_changes(&self, doc_id: &DocId, changes: Vec<automerge::Change>) -> Result<usize> {
+        let mut writer = self.writer();
+        self.flush_pending(&mut writer)?;
+        let Writer { conn, docs, n_chunks: chunk_counts, .. } = &mut *writer;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let result = (|| {
+            if !documents::exists(&tx, doc_id)? {
+                documents::insert(&tx, doc_id, "", &mut crate::reference::genesis())?;
+            }
+            let n = n_chunks(&tx, chunk_counts, doc_id)?;
+            let doc = loaded(&tx, docs, doc_id, &self.actor)?.ok_or_else(|| Error::document(doc_id, "not stored"))?;
+            let mut chunk = Vec::new();
+            let mut n_new = 0;
+            for change in &changes {
+                if doc.get_change_meta_by_hash(&change.hash()).is_none() {
+                    chunk.extend_from_slice(change.raw_bytes());
+                    n_new += 1;
+                }
+            }
+            if n_new == 0 {
+                return Ok((0, crate::reference::Reference::default()));
+            }
+            doc.apply_changes(changes).map_err(|error| Error::document(doc_id, error))?;
+            crate::crdt::check_layout(doc, doc_id)?;
+            let n = documents::append(&tx, doc_id, doc, &chunk, 0, n)?;
+            chunk_counts.insert(doc_id.clone(), n);
+            let reference = crate::reference::read(doc)?;
+            for (code, meta) in &reference.grids {
+                tx.execute(
+                    "UPDATE grids SET name = ?2, kind = ?3 WHERE code = ?1",
+                    params![code, meta.name, meta.kind],
+                )?;
+            }
+            Ok((n_new, reference))
+        })();
+        let result = result.and_then(|value| tx.commit().map(|()| value).map_err(Error::from));
+        if result.is_err() {
+            docs.remove(doc_id);
+            chunk_counts.remove(doc_id);
+        }
+        drop(writer);
+        let (n_new, reference) = result?;
+        if n_new > 0 {
+            self.set_reference(reference.catalog, reference.calendar);
+        }
+        Ok(n_new)
+    }
+
+    /// A grid's name and kind from the reference document, if the device has it.
+    pub(crate) fn reference_grid(&self, code: &str) -> Result<Option<crate::reference::GridMeta>> {
+        let mut writer = self.writer();
+        let Writer { conn, docs, .. } = &mut *writer;
+        let Some(doc) = loaded(conn, docs, &crate::reference::doc_id(), &self.actor)? else { return Ok(None) };
+        Ok(crate::reference::read(doc)?.grids.into_iter().find(|(grid, _)| grid == code).map(|(_, meta)| meta))
     }
 
     /// One incident as its lists show it, with its deadline at `now`.
@@ -466,8 +539,9 @@ impl Store {
         now: DateTime<FixedOffset>,
     ) -> Result<Vec<DepartmentDeadline>> {
         let summary = self.incident(id, now)?;
-        let Some(item) = self.catalog.item(&summary.catalog_item) else { return Ok(Vec::new()) };
-        let rule = rule_of(&item.deadline);
+        let Some(rule) = self.catalog().item(&summary.catalog_item).map(|item| rule_of(&item.deadline)) else {
+            return Ok(Vec::new());
+        };
         let conn = self.reader();
         let mut statement = conn.prepare_cached(
             "SELECT department, lead, started_ms, stopped_ms, stop FROM incident_departments
@@ -483,7 +557,7 @@ impl Store {
                 Some(DepartmentDeadline {
                     department: DepartmentCode::parse(&department).ok()?,
                     lead,
-                    status: deadline_status(&self.calendar, rule, &clock, now),
+                    status: deadline_status(&self.calendar(), rule, &clock, now),
                     stop,
                 })
             })
@@ -600,10 +674,10 @@ impl Store {
         let co_handlers: String = row.get(9)?;
         let started: Option<i64> = row.get(10)?;
         let stopped: Option<i64> = row.get(11)?;
-        let deadline = match (started.and_then(china_time), self.catalog.item(&catalog_item)) {
+        let deadline = match (started.and_then(china_time), self.catalog().item(&catalog_item)) {
             (Some(started), Some(item)) => {
                 let clock = Clock { started, stopped: stopped.and_then(china_time) };
-                Some(deadline_status(&self.calendar, rule_of(&item.deadline), &clock, now))
+                Some(deadline_status(&self.calendar(), rule_of(&item.deadline), &clock, now))
             }
             _ => None,
         };

@@ -72,8 +72,9 @@ pub struct Store {
     reader: Mutex<Connection>,
     actor: ActorId,
     code_format: CodeFormat,
-    catalog: Catalog,
-    calendar: Calendar,
+    /// Replaced when the server's reference document brings a newer one.
+    catalog: std::sync::RwLock<Catalog>,
+    calendar: std::sync::RwLock<Calendar>,
 }
 
 /// The writer connection and the documents loaded for writing.
@@ -155,8 +156,8 @@ impl Store {
             reader: Mutex::new(reader),
             actor,
             code_format: options.code_format,
-            catalog: options.catalog.unwrap_or_else(Catalog::default_catalog),
-            calendar: options.calendar.unwrap_or_else(Calendar::china),
+            catalog: std::sync::RwLock::new(options.catalog.unwrap_or_else(Catalog::default_catalog)),
+            calendar: std::sync::RwLock::new(options.calendar.unwrap_or_else(Calendar::china)),
         })
     }
 
@@ -584,7 +585,9 @@ impl Store {
         let edit = Edit::Put(spec.key, value);
         let write = match spec.doc {
             DocKind::Sensitive => RecordWrite { register: Vec::new(), sensitive: vec![edit] },
-            DocKind::Register | DocKind::Incident => RecordWrite { register: vec![edit], sensitive: Vec::new() },
+            DocKind::Register | DocKind::Incident | DocKind::Reference => {
+                RecordWrite { register: vec![edit], sensitive: Vec::new() }
+            }
         };
         self.capture(Target::GridOf(record), |capture| capture.update(record, &write))
     }
@@ -635,8 +638,10 @@ impl Store {
         for bytes in changes {
             decoded.push(automerge::Change::from_bytes(bytes.clone()).map_err(|error| Error::document(doc, error))?);
         }
-        if doc.kind == DocKind::Incident {
-            return self.apply_incident_changes(doc, decoded);
+        match doc.kind {
+            DocKind::Incident => return self.apply_incident_changes(doc, decoded),
+            DocKind::Reference => return self.apply_reference_changes(doc, decoded),
+            DocKind::Register | DocKind::Sensitive => {}
         }
         self.capture_direct(Target::Grid(&doc.key), |capture| capture.apply(doc, decoded))
     }
@@ -664,7 +669,7 @@ impl Store {
             documents::grid_doc_ids(&tx)?.into_iter().filter(|id| id.kind == DocKind::Incident).collect();
         for id in incidents {
             if let Some(doc) = loaded(&tx, docs, &id, &self.actor)? {
-                incidents::project_incident(&tx, &id, doc, &self.catalog)?;
+                incidents::project_incident(&tx, &id, doc, &self.catalog())?;
             }
         }
         tx.commit()?;

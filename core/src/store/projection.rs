@@ -30,7 +30,7 @@ impl Changed {
         match kind {
             DocKind::Sensitive => Changed::Sensitive,
             // Incidents are projected by `incidents.rs`; the register is the default.
-            DocKind::Register | DocKind::Incident => Changed::Register,
+            DocKind::Register | DocKind::Incident | DocKind::Reference => Changed::Register,
         }
     }
 
@@ -206,7 +206,9 @@ pub(crate) fn project_local(
     match doc_kind {
         DocKind::Register => project_local_row(tx, grid, kind, id, create, columns),
         DocKind::Sensitive => project_local_details(tx, grid, id, columns, tags),
-        DocKind::Incident => Err(crate::Error::document("incident", "holds no register records")),
+        DocKind::Incident | DocKind::Reference => {
+            Err(crate::Error::document(doc_kind.code(), "holds no register records"))
+        }
     }
 }
 
@@ -590,6 +592,7 @@ pub(crate) fn purge(tx: &Transaction<'_>, doc: &crate::crdt::DocId) -> Result<()
             tx.execute("DELETE FROM resident_details WHERE grid_code = ?1", [key])?;
             tx.execute("UPDATE grids SET has_sensitive = 0 WHERE code = ?1", [key])?;
         }
+        DocKind::Reference => {}
         DocKind::Incident => {
             for table in ["incident_actions", "incident_departments"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE incident_id = ?1"), [key])?;

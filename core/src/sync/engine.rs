@@ -137,9 +137,16 @@ impl Store {
             let doc_id = DocId::parse(&pull.doc).ok_or_else(|| {
                 Error::document(&pull.doc, "the server sent a document id this version does not know")
             })?;
-            if doc_id.kind != DocKind::Incident && self.heads(&doc_id).is_err() {
-                // A grid document for a grid this device does not hold: not for it.
-                continue;
+            if matches!(doc_id.kind, DocKind::Register | DocKind::Sensitive) && self.heads(&doc_id).is_err() {
+                // A grid that entered this device's scopes after enrollment: hold it now,
+                // named from the reference document.
+                let code = GridCode::parse(&doc_id.key, self.code_format())?;
+                let meta = self.reference_grid(&doc_id.key)?;
+                let kind =
+                    meta.as_ref().and_then(|meta| GridKind::from_code(&meta.kind)).unwrap_or(GridKind::Community);
+                let name = meta.map_or_else(|| doc_id.key.clone(), |meta| meta.name);
+                let sensitive = doc_id.kind == DocKind::Sensitive;
+                self.add_grid(&Grid::new(code, &name, kind)?, sensitive)?;
             }
             let mut changes: Vec<Vec<u8>> = Vec::new();
             if pull.snapshot.is_some() {

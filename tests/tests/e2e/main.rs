@@ -6,6 +6,7 @@ mod bad_input;
 mod blobs;
 mod grids;
 mod incidents;
+mod reference;
 
 use wangge_core::Store;
 
