@@ -273,7 +273,7 @@ mod tests {
             for spec in fields_of(kind) {
                 let table = match (spec.doc, spec.kind) {
                     (_, FieldKind::Tags) => continue,
-                    (DocKind::Register | DocKind::Incident, _) => kind.plural(),
+                    (DocKind::Register | DocKind::Incident | DocKind::Reference, _) => kind.plural(),
                     (DocKind::Sensitive, _) => "resident_details",
                 };
                 let n: i64 = conn

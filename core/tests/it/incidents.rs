@@ -39,8 +39,8 @@ fn dept(code: &str) -> DepartmentCode {
 
 /// A catalog item with the usual 5-working-day deadline, and its lead department.
 fn five_day_item(store: &Store) -> (String, String, MatterClass) {
-    let item = store
-        .catalog()
+    let catalog = store.catalog();
+    let item = catalog
         .items()
         .find(|item| item.admitted && item.deadline == DeadlineSpec::WorkingDays(5))
         .expect("the default catalog has 5-day items");
