@@ -93,8 +93,9 @@ async fn run_city(dir: &Path) -> DemoResult<()> {
         ("p-01", "part_time_worker", None, vec![grid_strings[0].clone()]),
         ("l-01", "grid_leader", None, grid_strings[..2].to_vec()),
         ("z-01", "professional_worker", None, vec![grid_strings[0].clone(), grid_strings[2].clone()]),
-        ("c-01", "center_staff_township", None, grid_strings[..4].to_vec()),
-        ("c-02", "center_staff_county", None, grid_strings.clone()),
+        // Centers are given their area: every grid within it.
+        ("c-01", "center_staff_township", None, vec!["440703001".to_owned()]),
+        ("c-02", "center_staff_county", None, vec!["440703".to_owned()]),
         ("h-01", "department_handler", Some("urban_management".to_owned()), vec![]),
         ("h-02", "department_handler", Some("market_regulation".to_owned()), vec![]),
     ];

@@ -11,20 +11,45 @@ use wangge_server::{Service, SqliteStorage, Worker};
 #[derive(Debug, Parser)]
 #[command(name = "wangge-server", version, about = "The wangge sync server")]
 struct Cli {
-    /// The server's database (one SQLite file). Env: WANGGE_DB.
-    #[arg(long, env = "WANGGE_DB", default_value = "wangge-server.db", global = true)]
-    db: PathBuf,
+    /// A TOML config file (keys `db`, `listen`); flags and environment override it.
+    /// Env: WANGGE_CONFIG. Default: `wangge-server.toml` when it exists.
+    #[arg(long, env = "WANGGE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// The server's database (one SQLite file). Env: WANGGE_DB. Default: wangge-server.db.
+    #[arg(long, env = "WANGGE_DB", global = true)]
+    db: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The config file: every key optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    db: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+}
+
+impl Config {
+    fn load(path: Option<&PathBuf>) -> Result<Config, Box<dyn std::error::Error>> {
+        let default = PathBuf::from("wangge-server.toml");
+        let path = match path {
+            Some(path) => path.clone(),
+            None if default.exists() => default,
+            None => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|error| format!("config {}: {error}", path.display()))?;
+        Ok(toml::from_str(&text).map_err(|error| format!("config {}: {error}", path.display()))?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve sync protocol v1 until interrupted (Ctrl-C: finishes requests in flight).
     Serve {
-        /// Env: WANGGE_LISTEN.
-        #[arg(long, env = "WANGGE_LISTEN", default_value = "127.0.0.1:7878")]
-        listen: SocketAddr,
+        /// Env: WANGGE_LISTEN. Default: 127.0.0.1:7878.
+        #[arg(long, env = "WANGGE_LISTEN")]
+        listen: Option<SocketAddr>,
     },
     /// Create (or update) a grid with its documents.
     AddGrid {
@@ -86,13 +111,16 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Command::Demo { dir } = &cli.command {
         return wangge_server::demo::run(dir);
     }
-    let service = Service::new(SqliteStorage::open(&cli.db)?);
+    let config = Config::load(cli.config.as_ref())?;
+    let db = cli.db.or(config.db).unwrap_or_else(|| PathBuf::from("wangge-server.db"));
+    let service = Service::new(SqliteStorage::open(&db)?);
     match cli.command {
         Command::Serve { listen } => {
+            let listen = listen.or(config.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7878)));
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let (listener, addr) = wangge_server::bind(listen).await?;
-                println!("wangge-server: serving sync protocol v1 on http://{addr} (database {})", cli.db.display());
+                println!("wangge-server: serving sync protocol v1 on http://{addr} (database {})", db.display());
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
@@ -123,4 +151,25 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_config_file_is_read_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, "db = \"x.db\"\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+        let config = Config::load(Some(&good)).unwrap();
+        assert_eq!(config.db, Some(PathBuf::from("x.db")));
+        assert_eq!(config.listen, Some(SocketAddr::from(([127, 0, 0, 1], 9000))));
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "dbx = 1\n").unwrap();
+        let error = Config::load(Some(&bad)).unwrap_err().to_string();
+        assert!(error.contains("bad.toml") && error.contains("dbx"), "{error}");
+    }
 }

@@ -245,13 +245,32 @@ impl<S: Storage> Service<S> {
         self.update_reference(|doc| reference::set_grid(doc, code.as_str(), &meta))
     }
 
-    pub fn create_worker(&self, worker: &Worker) -> Result<()> {
-        if Role::from_code(&worker.role).is_none() {
-            return Err(ServiceError::Malformed(format!("unknown role {}", worker.role)));
+    /// A worker with the grids it is responsible for: center staff's area codes stand for
+    /// every grid within them (一台受理: a center sees its whole jurisdiction).
+    fn with_jurisdiction(&self, mut worker: Worker) -> Result<Worker> {
+        if !Role::from_code(&worker.role).is_some_and(Role::is_center) {
+            return Ok(worker);
         }
+        let mut grids = BTreeSet::new();
+        for area in &worker.grids {
+            grids.extend(self.storage.grids_within(area)?.into_iter().map(|grid| grid.code));
+        }
+        worker.grids = grids.into_iter().collect();
+        Ok(worker)
+    }
+
+    pub fn create_worker(&self, worker: &Worker) -> Result<()> {
+        let Some(role) = Role::from_code(&worker.role) else {
+            return Err(ServiceError::Malformed(format!("unknown role {}", worker.role)));
+        };
         for grid in &worker.grids {
-            if self.storage.grid(grid)?.is_none() {
-                return Err(ServiceError::Malformed(format!("unknown grid {grid}: create it first")));
+            let known = if role.is_center() {
+                !self.storage.grids_within(grid)?.is_empty()
+            } else {
+                self.storage.grid(grid)?.is_some()
+            };
+            if !known {
+                return Err(ServiceError::Malformed(format!("unknown grid or area {grid}: create its grids first")));
             }
         }
         Ok(self.storage.create_worker(worker)?)
@@ -294,6 +313,7 @@ impl<S: Storage> Service<S> {
             Err(error) => return Err(error.into()),
         };
         let worker = self.storage.worker(&person)?.ok_or(ServiceError::UnknownCode)?;
+        let worker = self.with_jurisdiction(worker)?;
         let sensitive = Role::from_code(&worker.role).is_some_and(Role::may_see_sensitive_data);
         let mut grids = Vec::new();
         if Role::from_code(&worker.role) != Some(Role::DepartmentHandler) {
@@ -415,6 +435,8 @@ impl<S: Storage> Service<S> {
             return Err(ServiceError::Revoked);
         }
         let worker = self.storage.worker(&device.person)?.ok_or(ServiceError::Unauthorized)?;
+        // Center staff's areas stand for every grid within them, as of now.
+        let worker = self.with_jurisdiction(worker)?;
         Ok((device, worker))
     }
 

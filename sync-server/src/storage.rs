@@ -28,6 +28,8 @@ pub struct Worker {
     /// A role code (`wangge_core::incident::roles::Role::code`).
     pub role: String,
     pub department: Option<String>,
+    /// Grid codes; for center staff also area codes (a county's 6 digits, a township's
+    /// 9, a community's 12), which stand for every grid within the area.
     pub grids: Vec<String>,
 }
 
@@ -126,6 +128,8 @@ pub enum BlobAppend {
 pub trait Storage: Send + Sync + 'static {
     fn create_grid(&self, grid: &GridRecord) -> Result<()>;
     fn grid(&self, code: &str) -> Result<Option<GridRecord>>;
+    /// Every grid whose code starts with `prefix` (an area: county, township, community).
+    fn grids_within(&self, prefix: &str) -> Result<Vec<GridRecord>>;
     fn create_worker(&self, worker: &Worker) -> Result<()>;
     fn worker(&self, person: &str) -> Result<Option<Worker>>;
     fn create_enrollment_code(&self, person: &str, code_hash: &str, now_ms: i64) -> Result<()>;
@@ -310,6 +314,16 @@ impl Storage for SqliteStorage {
                 Ok(GridRecord { code: row.get(0)?, name: row.get(1)?, kind: row.get(2)? })
             })
             .optional()?)
+    }
+
+    fn grids_within(&self, prefix: &str) -> Result<Vec<GridRecord>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT code, name, kind FROM grids WHERE substr(code, 1, length(?1)) = ?1 ORDER BY code",
+        )?;
+        let rows = statement
+            .query_map([prefix], |row| Ok(GridRecord { code: row.get(0)?, name: row.get(1)?, kind: row.get(2)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn create_worker(&self, worker: &Worker) -> Result<()> {

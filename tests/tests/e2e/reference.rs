@@ -54,3 +54,32 @@ async fn a_grid_assigned_after_enrollment_arrives_with_its_name() {
     assert_eq!(dump(&leader.store, REGISTER).len(), dump(&other.store, REGISTER).len());
     assert_eq!(dump(&leader.store, SENSITIVE), dump(&other.store, SENSITIVE));
 }
+
+/// A township center is given its area, not a list: every grid within it, including one
+/// created after enrollment, and none outside.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_center_sees_every_grid_of_its_jurisdiction() {
+    let server = TestServer::start().await;
+    let inside = server.grid("440703001001001", "长堤社区第1网格");
+    let outside = server.grid("440703002001001", "棠下村第1网格");
+    let code = server.service.issue_enrollment_code("c1").err();
+    assert!(code.is_some(), "no worker yet");
+    server
+        .service
+        .create_worker(&wangge_server::Worker {
+            person: "c1".into(),
+            role: "center_staff_township".into(),
+            department: None,
+            grids: vec!["440703001".into()],
+        })
+        .unwrap();
+    let center = TestDevice::enrolled(&server, &server.service.issue_enrollment_code("c1").unwrap()).await;
+    center.sync().await;
+    let later = server.grid("440703001002001", "海旁社区第1网格");
+    center.sync().await;
+    let grids: Vec<GridCode> = center.store.grids().unwrap().into_iter().map(|grid| grid.code).collect();
+    assert!(grids.contains(&inside) && grids.contains(&later), "{grids:?}");
+    assert!(!grids.contains(&outside), "{grids:?}");
+}
+
+use wangge_core::model::GridCode;
