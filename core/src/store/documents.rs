@@ -100,6 +100,22 @@ pub(crate) fn append(
     Ok(0)
 }
 
+/// The changes of `changes` that `doc` does not have yet, concatenated as one chunk, and
+/// how many there are. Every one of them is stored, including a change whose dependencies
+/// have not arrived: automerge holds it back in memory until they do, and a restart before
+/// then must not lose it.
+pub(crate) fn new_changes_chunk(doc: &mut AutoCommit, changes: &[automerge::Change]) -> (Vec<u8>, usize) {
+    let mut chunk = Vec::new();
+    let mut n_new = 0;
+    for change in changes {
+        if doc.get_change_meta_by_hash(&change.hash()).is_none() {
+            chunk.extend_from_slice(change.raw_bytes());
+            n_new += 1;
+        }
+    }
+    (chunk, n_new)
+}
+
 /// Local changes not yet acknowledged by the server, over all documents, with the
 /// changes pending captures will become.
 pub(crate) fn n_unacked(conn: &Connection) -> Result<u64> {

@@ -425,36 +425,65 @@ impl Store {
     }
 
     /// Applies a peer's changes to an incident's document — made here from its genesis if
-    /// it is new to this device — and projects it.
+    /// it is new to this device (its grid is known once the report arrives) — and projects it.
     pub(super) fn apply_incident_changes(&self, doc_id: &DocId, changes: Vec<automerge::Change>) -> Result<usize> {
+        let genesis = || incident_doc::genesis(&doc_id.key);
+        let (n_new, _) = self.apply_standalone_changes(doc_id, changes, genesis, |tx, doc| {
+            project_incident(tx, doc_id, doc, &self.catalog())
+        })?;
+        Ok(n_new)
+    }
+
+    /// Applies the server's changes to the reference document — made here from its
+    /// genesis if new — then takes its catalog, calendar and grid names.
+    pub(super) fn apply_reference_changes(&self, doc_id: &DocId, changes: Vec<automerge::Change>) -> Result<usize> {
+        let (n_new, reference) =
+            self.apply_standalone_changes(doc_id, changes, crate::reference::genesis, |tx, doc| {
+                let reference = crate::reference::read(doc)?;
+                for (code, meta) in &reference.grids {
+                    tx.execute(
+                        "UPDATE grids SET name = ?2, kind = ?3 WHERE code = ?1",
+                        params![code, meta.name, meta.kind],
+                    )?;
+                }
+                Ok(reference)
+            })?;
+        if let Some(reference) = reference {
+            self.set_reference(reference.catalog, reference.calendar);
+        }
+        Ok(n_new)
+    }
+
+    /// Applies changes to a document that is not a grid's (an incident, the reference),
+    /// creating it from `genesis` if the device does not have it, and runs `project` in the
+    /// same transaction when anything new arrived.
+    fn apply_standalone_changes<T>(
+        &self,
+        doc_id: &DocId,
+        changes: Vec<automerge::Change>,
+        genesis: impl FnOnce() -> AutoCommit,
+        project: impl FnOnce(&Transaction<'_>, &AutoCommit) -> Result<T>,
+    ) -> Result<(usize, Option<T>)> {
         let mut writer = self.writer();
         self.flush_pending(&mut writer)?;
         let Writer { conn, docs, n_chunks: chunk_counts, .. } = &mut *writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let result = (|| {
             if !documents::exists(&tx, doc_id)? {
-                // The grid is known once the report arrives; it is set when projecting.
-                documents::insert(&tx, doc_id, "", &mut incident_doc::genesis(&doc_id.key))?;
+                documents::insert(&tx, doc_id, "", &mut genesis())?;
             }
             let n = n_chunks(&tx, chunk_counts, doc_id)?;
             let doc = loaded(&tx, docs, doc_id, &self.actor)?.ok_or_else(|| Error::document(doc_id, "not stored"))?;
-            let mut chunk = Vec::new();
-            let mut n_new = 0;
-            for change in &changes {
-                if doc.get_change_meta_by_hash(&change.hash()).is_none() {
-                    chunk.extend_from_slice(change.raw_bytes());
-                    n_new += 1;
-                }
-            }
+            let (chunk, n_new) = documents::new_changes_chunk(doc, &changes);
             if n_new == 0 {
-                return Ok(0);
+                return Ok((0, None));
             }
             doc.apply_changes(changes).map_err(|error| Error::document(doc_id, error))?;
             crate::crdt::check_layout(doc, doc_id)?;
             let n = documents::append(&tx, doc_id, doc, &chunk, 0, n)?;
             chunk_counts.insert(doc_id.clone(), n);
-            project_incident(&tx, doc_id, doc, &self.catalog())?;
-            Ok(n_new)
+            let projected = project(&tx, doc)?;
+            Ok((n_new, Some(projected)))
         })();
         let result = result.and_then(|value| tx.commit().map(|()| value).map_err(Error::from));
         if result.is_err() {
@@ -462,56 +491,6 @@ impl Store {
             chunk_counts.remove(doc_id);
         }
         result
-    }
-
-    /// Applies the server's changes to the reference document — made here from its
-    /// genesis if new — then takes its catalog, calendar and grid names.
-    pub(super) fn apply_reference_changes(&self, doc_id: &DocId, changes: Vec<automerge::Change>) -> Result<usize> {
-        let mut writer = self.writer();
-        self.flush_pending(&mut writer)?;
-        let Writer { conn, docs, n_chunks: chunk_counts, .. } = &mut *writer;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let result = (|| {
-            if !documents::exists(&tx, doc_id)? {
-                documents::insert(&tx, doc_id, "", &mut crate::reference::genesis())?;
-            }
-            let n = n_chunks(&tx, chunk_counts, doc_id)?;
-            let doc = loaded(&tx, docs, doc_id, &self.actor)?.ok_or_else(|| Error::document(doc_id, "not stored"))?;
-            let mut chunk = Vec::new();
-            let mut n_new = 0;
-            for change in &changes {
-                if doc.get_change_meta_by_hash(&change.hash()).is_none() {
-                    chunk.extend_from_slice(change.raw_bytes());
-                    n_new += 1;
-                }
-            }
-            if n_new == 0 {
-                return Ok((0, crate::reference::Reference::default()));
-            }
-            doc.apply_changes(changes).map_err(|error| Error::document(doc_id, error))?;
-            crate::crdt::check_layout(doc, doc_id)?;
-            let n = documents::append(&tx, doc_id, doc, &chunk, 0, n)?;
-            chunk_counts.insert(doc_id.clone(), n);
-            let reference = crate::reference::read(doc)?;
-            for (code, meta) in &reference.grids {
-                tx.execute(
-                    "UPDATE grids SET name = ?2, kind = ?3 WHERE code = ?1",
-                    params![code, meta.name, meta.kind],
-                )?;
-            }
-            Ok((n_new, reference))
-        })();
-        let result = result.and_then(|value| tx.commit().map(|()| value).map_err(Error::from));
-        if result.is_err() {
-            docs.remove(doc_id);
-            chunk_counts.remove(doc_id);
-        }
-        drop(writer);
-        let (n_new, reference) = result?;
-        if n_new > 0 {
-            self.set_reference(reference.catalog, reference.calendar);
-        }
-        Ok(n_new)
     }
 
     /// A grid's name and kind from the reference document, if the device has it.

@@ -1101,17 +1101,7 @@ impl Capture<'_, '_> {
     fn apply(&mut self, doc_id: &DocId, changes: Vec<automerge::Change>) -> Result<usize> {
         let doc = loaded(self.tx, self.docs, doc_id, self.actor)?
             .ok_or_else(|| Error::UnknownGrid { grid: doc_id.key.clone() })?;
-        // Every change new to the document is stored, including one whose dependencies have
-        // not arrived: automerge holds it back in memory until they do, and a restart before
-        // then must not lose it.
-        let mut chunk = Vec::new();
-        let mut n_new = 0;
-        for change in &changes {
-            if doc.get_change_meta_by_hash(&change.hash()).is_none() {
-                chunk.extend_from_slice(change.raw_bytes());
-                n_new += 1;
-            }
-        }
+        let (chunk, n_new) = documents::new_changes_chunk(doc, &changes);
         if n_new == 0 {
             return Ok(0);
         }
