@@ -192,7 +192,7 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     let mut cbor = Vec::new();
     // Writing CBOR into a Vec cannot fail for these plain structs.
     let _ = ciborium::into_writer(message, &mut cbor);
-    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let _ = gzip.write_all(&cbor);
     gzip.finish().unwrap_or_default()
 }
