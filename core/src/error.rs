@@ -73,7 +73,7 @@ pub enum Error {
     Revoked,
 
     #[error("the sync server refused the request ({status} {code}): {message}")]
-    Refused { status: u16, code: String, message: String },
+    Refused { status: u16, code: String, message: String, doc: Option<String> },
 
     #[error("could not reach the sync server: {reason}")]
     Transport { reason: String },

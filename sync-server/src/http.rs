@@ -48,7 +48,8 @@ fn cbor<T: Serialize>(status: StatusCode, message: &T) -> Response {
 
 fn refusal(error: ServiceError) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    cbor(status, &ErrorBody { code: error.code().to_owned(), message: error.to_string() })
+    let doc = error.doc().map(str::to_owned);
+    cbor(status, &ErrorBody { code: error.code().to_owned(), message: error.to_string(), doc })
 }
 
 fn malformed(error: WireError) -> ServiceError {

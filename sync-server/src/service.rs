@@ -46,11 +46,23 @@ pub enum ServiceError {
     TooLarge(String),
     #[error("internal error")]
     Internal(#[from] StorageError),
+    /// A push refused for one document: the refusal, and which document it was.
+    #[error("{error}")]
+    Push { doc: String, error: Box<ServiceError> },
 }
 
 impl ServiceError {
+    /// The document a push was refused for, if that is what happened.
+    pub fn doc(&self) -> Option<&str> {
+        match self {
+            ServiceError::Push { doc, .. } => Some(doc),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
+            ServiceError::Push { error, .. } => error.status(),
             ServiceError::Malformed(_) | ServiceError::UnsupportedVersion => 400,
             ServiceError::Unauthorized | ServiceError::Revoked => 401,
             ServiceError::Forbidden(_) => 403,
@@ -63,6 +75,7 @@ impl ServiceError {
 
     pub fn code(&self) -> &'static str {
         match self {
+            ServiceError::Push { error, .. } => error.code(),
             ServiceError::Malformed(_) => "malformed",
             ServiceError::UnsupportedVersion => "unsupported_version",
             ServiceError::Unauthorized => "unauthorized",
@@ -335,6 +348,10 @@ impl<S: Storage> Service<S> {
         let (device, worker) = self.authenticate(token)?;
         let readable = readable_scopes(&worker);
         self.confirm(&device, &request.received)?;
+        for doc in &request.reset {
+            // The device set its copy aside: send it anew, whole.
+            self.storage.forget_held(&device.id, doc)?;
+        }
         let acks = self.push(&device, &worker, &readable, &request)?;
         let mut response = self.pull(&device, &readable, request.cursor, request.pull_budget)?;
         response.acks = acks;
@@ -352,77 +369,15 @@ impl<S: Storage> Service<S> {
         let mut acks = Vec::new();
         let held = self.storage.held_documents(&device.id)?;
         for push in &request.pushes {
-            let doc_id = DocId::parse(&push.doc)
-                .ok_or_else(|| ServiceError::Malformed(format!("unknown document id {}", push.doc)))?;
-            if doc_id.kind == DocKind::Reference {
-                return Err(ServiceError::Forbidden(format!("{}: written by the server only", push.doc)));
-            }
-            let mut changes = Vec::with_capacity(push.changes.len());
-            for bytes in &push.changes {
-                let change = Change::from_bytes(bytes.to_vec())
-                    .map_err(|_| ServiceError::Malformed(format!("{}: a change does not decode", push.doc)))?;
-                if change.actor_id().to_bytes() != device.actor.as_slice() {
-                    return Err(ServiceError::Forbidden(format!(
-                        "{}: a change is authored by another device",
-                        push.doc
-                    )));
+            match self.check_push(device, worker, readable, &held, push) {
+                Ok(Some(update)) => {
+                    updates.push(update);
+                    acks.push(push.doc.clone());
                 }
-                changes.push(change);
+                Ok(None) => {}
+                Err(error @ ServiceError::Internal(_)) => return Err(error),
+                Err(error) => return Err(ServiceError::Push { doc: push.doc.clone(), error: Box::new(error) }),
             }
-            let mut doc = match self.storage.snapshot(&push.doc)? {
-                Some(snapshot) => {
-                    AutoCommit::load(&snapshot).map_err(|_| ServiceError::Malformed("stored document".into()))?
-                }
-                None => match doc_id.kind {
-                    DocKind::Incident => {
-                        IncidentId::parse(&doc_id.key)
-                            .map_err(|_| ServiceError::Malformed("an incident id is a UUID".into()))?;
-                        incident_doc::genesis(&doc_id.key)
-                    }
-                    // Grid documents exist from the grid's creation.
-                    _ => return Err(ServiceError::Forbidden(format!("{}: unknown grid", push.doc))),
-                },
-            };
-            let before: BTreeSet<String> = timeline_ids(&doc);
-            let scopes_before = scopes_of(&doc_id, &doc);
-            let new: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = changes
-                .iter()
-                .filter(|change| doc.get_change_meta_by_hash(&change.hash()).is_none())
-                .map(|change| {
-                    (change.hash().0.to_vec(), change.actor_id().to_bytes().to_vec(), change.raw_bytes().to_vec())
-                })
-                .collect();
-            doc.apply_changes(changes)
-                .map_err(|_| ServiceError::Malformed(format!("{}: changes do not apply", push.doc)))?;
-            if !doc.get_missing_deps(&[]).is_empty() {
-                return Err(ServiceError::Malformed(format!(
-                    "{}: changes depend on changes the server does not have: push from the last acknowledged heads",
-                    push.doc
-                )));
-            }
-            check_layout(&doc, &doc_id).map_err(|error| ServiceError::Malformed(error.to_string()))?;
-            let scopes_after = scopes_of(&doc_id, &doc);
-            let may_write = scopes_before.iter().chain(&scopes_after).any(|scope| readable.contains(scope));
-            if !may_write {
-                if held.contains_key(&push.doc) {
-                    // The worker was reassigned: these edits are not taken (nor acknowledged);
-                    // the response tells the device to remove the document, and it exports them.
-                    continue;
-                }
-                return Err(ServiceError::Forbidden(format!("{}: outside this device's scopes", push.doc)));
-            }
-            if doc_id.kind == DocKind::Incident {
-                check_actions(&doc, &before, worker)?;
-            }
-            let blob_refs = blob_refs_of(&doc_id, &doc);
-            updates.push(DocUpdate {
-                doc: push.doc.clone(),
-                snapshot: doc.save(),
-                scopes: scopes_after,
-                changes: new,
-                blob_refs,
-            });
-            acks.push(push.doc.clone());
         }
         self.storage.commit(&updates)?;
         Ok(acks)
@@ -543,6 +498,85 @@ impl<S: Storage> Service<S> {
             }
         }
         Ok(())
+    }
+
+    /// Checks one document's push and makes its update; `None` when it is skipped (a
+    /// reassigned worker's edits to a document it held).
+    fn check_push(
+        &self,
+        device: &Device,
+        worker: &Worker,
+        readable: &[String],
+        held: &HashMap<String, (i64, HeldState)>,
+        push: &wangge_core::sync::wire::DocChanges,
+    ) -> Result<Option<DocUpdate>> {
+        let doc_id = DocId::parse(&push.doc)
+            .ok_or_else(|| ServiceError::Malformed(format!("unknown document id {}", push.doc)))?;
+        if doc_id.kind == DocKind::Reference {
+            return Err(ServiceError::Forbidden(format!("{}: written by the server only", push.doc)));
+        }
+        let mut changes = Vec::with_capacity(push.changes.len());
+        for bytes in &push.changes {
+            let change = Change::from_bytes(bytes.to_vec())
+                .map_err(|_| ServiceError::Malformed(format!("{}: a change does not decode", push.doc)))?;
+            if change.actor_id().to_bytes() != device.actor.as_slice() {
+                return Err(ServiceError::Forbidden(format!("{}: a change is authored by another device", push.doc)));
+            }
+            changes.push(change);
+        }
+        let mut doc = match self.storage.snapshot(&push.doc)? {
+            Some(snapshot) => {
+                AutoCommit::load(&snapshot).map_err(|_| ServiceError::Malformed("stored document".into()))?
+            }
+            None => match doc_id.kind {
+                DocKind::Incident => {
+                    IncidentId::parse(&doc_id.key)
+                        .map_err(|_| ServiceError::Malformed("an incident id is a UUID".into()))?;
+                    incident_doc::genesis(&doc_id.key)
+                }
+                // Grid documents exist from the grid's creation.
+                _ => return Err(ServiceError::Forbidden(format!("{}: unknown grid", push.doc))),
+            },
+        };
+        let before: BTreeSet<String> = timeline_ids(&doc);
+        let scopes_before = scopes_of(&doc_id, &doc);
+        let new: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = changes
+            .iter()
+            .filter(|change| doc.get_change_meta_by_hash(&change.hash()).is_none())
+            .map(|change| {
+                (change.hash().0.to_vec(), change.actor_id().to_bytes().to_vec(), change.raw_bytes().to_vec())
+            })
+            .collect();
+        doc.apply_changes(changes)
+            .map_err(|_| ServiceError::Malformed(format!("{}: changes do not apply", push.doc)))?;
+        if !doc.get_missing_deps(&[]).is_empty() {
+            return Err(ServiceError::Malformed(format!(
+                "{}: changes depend on changes the server does not have: push from the last acknowledged heads",
+                push.doc
+            )));
+        }
+        check_layout(&doc, &doc_id).map_err(|error| ServiceError::Malformed(error.to_string()))?;
+        let scopes_after = scopes_of(&doc_id, &doc);
+        let may_write = scopes_before.iter().chain(&scopes_after).any(|scope| readable.contains(scope));
+        if !may_write {
+            if held.contains_key(&push.doc) {
+                // The worker was reassigned: these edits are not taken (nor acknowledged);
+                // the response tells the device to remove the document, and it exports them.
+                return Ok(None);
+            }
+            return Err(ServiceError::Forbidden(format!("{}: outside this device's scopes", push.doc)));
+        }
+        if doc_id.kind == DocKind::Incident {
+            check_actions(&doc, &before, worker)?;
+        }
+        let blob_refs = blob_refs_of(&doc_id, &doc);
+        Ok(Some(DocUpdate {
+            doc: push.doc.clone(),
+            snapshot: doc.save(),
+            scopes: scopes_after,
+            changes: new,
+            blob_refs,
+        }))
     }
 
     fn pull(&self, device: &Device, readable: &[String], cursor: u64, budget: u32) -> Result<SyncResponse> {

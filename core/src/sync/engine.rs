@@ -106,7 +106,11 @@ impl Store {
             Some(json) => serde_json::from_str(&json).unwrap_or_default(),
             None => Vec::new(),
         };
-        Ok(SyncRound { request: SyncRequest { cursor, pushes, pull_budget, received }, pushed, last_chunk })
+        let reset: Vec<String> = match self.meta("sync_reset")? {
+            Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Ok(SyncRound { request: SyncRequest { cursor, pushes, pull_budget, received, reset }, pushed, last_chunk })
     }
 
     /// Ends a round with the server's response: acknowledgements, then pulled documents,
@@ -164,12 +168,32 @@ impl Store {
             outcome.n_pulled_docs += 1;
         }
         let received = serde_json::to_string(&received).map_err(|error| Error::document("sync", error))?;
+        // The server has taken this round's resets (the response proves it read the request).
         self.set_meta(&[
+            ("sync_reset", "[]"),
             ("sync_received", received.as_str()),
             ("sync_cursor", response.cursor.to_string().as_str()),
             ("sync_last_success_ms", chrono::Utc::now().timestamp_millis().to_string().as_str()),
         ])?;
         Ok(outcome)
+    }
+}
+
+impl Store {
+    /// Sets a document aside after the server refused its push for good: its unsynced
+    /// changes go to a file beside the store, the document and its rows are purged, and the
+    /// next round asks the server for it anew (`reset`).
+    pub fn set_aside(&self, doc: &DocId) -> Result<()> {
+        self.purge_document(doc)?;
+        let mut reset: Vec<String> = match self.meta("sync_reset")? {
+            Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if !reset.contains(&doc.to_string()) {
+            reset.push(doc.to_string());
+        }
+        let reset = serde_json::to_string(&reset).map_err(|error| Error::document("sync", error))?;
+        self.set_meta(&[("sync_reset", reset.as_str())])
     }
 }
 

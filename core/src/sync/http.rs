@@ -27,6 +27,9 @@ use crate::blobs::{BlobHash, BlobStore};
 use crate::store::Store;
 use crate::{Error, Result};
 
+/// How many documents one sync may set aside after refused pushes before giving up.
+const MAX_SET_ASIDE: u32 = 8;
+
 /// Progress of one sync, reported after every page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SyncProgress {
@@ -122,11 +125,24 @@ impl SyncClient {
     async fn sync_pages(&self, store: &Store, listener: Option<&dyn SyncListener>) -> Result<SyncProgress> {
         let token = store.sync_token()?.ok_or(Error::NotEnrolled)?;
         let mut progress = SyncProgress::default();
+        let mut set_aside = 0;
         loop {
             let round = store.begin_sync(DEFAULT_PULL_BUDGET)?;
             let body = wire::encode(&round.request);
             progress.bytes_sent += body.len() as u64;
-            let (response, received): (SyncResponse, usize) = self.post("/v1/sync", Some(&token), body).await?;
+            let (response, received): (SyncResponse, usize) = match self.post("/v1/sync", Some(&token), body).await {
+                // A push refused for one document would be refused again forever: set that
+                // document aside (its unsynced changes exported to a file), get it anew.
+                Err(Error::Refused { status: 400 | 403, doc: Some(doc), .. }) if set_aside < MAX_SET_ASIDE => {
+                    if let Some(doc_id) = crate::crdt::DocId::parse(&doc) {
+                        store.set_aside(&doc_id)?;
+                        set_aside += 1;
+                        continue;
+                    }
+                    return Err(Error::document(&doc, "the server refused a document this version cannot name"));
+                }
+                result => result?,
+            };
             progress.bytes_received += received as u64;
             let outcome = store.finish_sync(round, response)?;
             progress.pages += 1;
@@ -310,11 +326,19 @@ impl SyncClient {
             return Err(Error::Transport { reason: format!("server answered {status}") });
         }
         if !status.is_success() {
-            let refusal: ErrorBody = wire::decode(&bytes)
-                .unwrap_or(ErrorBody { code: "unknown".into(), message: format!("server answered {status}") });
+            let refusal: ErrorBody = wire::decode(&bytes).unwrap_or(ErrorBody {
+                code: "unknown".into(),
+                message: format!("server answered {status}"),
+                doc: None,
+            });
             return Err(match refusal.code.as_str() {
                 "revoked" => Error::Revoked,
-                _ => Error::Refused { status: status.as_u16(), code: refusal.code, message: refusal.message },
+                _ => Error::Refused {
+                    status: status.as_u16(),
+                    code: refusal.code,
+                    message: refusal.message,
+                    doc: refusal.doc,
+                },
             });
         }
         let decoded = wire::decode(&bytes).map_err(|error| Error::Transport { reason: error.to_string() })?;

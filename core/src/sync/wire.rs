@@ -82,6 +82,10 @@ pub struct SyncRequest {
     /// (a response can be lost on the way).
     #[serde(default)]
     pub received: Vec<String>,
+    /// Documents the device set aside after a refused push: the server sends them anew,
+    /// whole.
+    #[serde(default)]
+    pub reset: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +178,10 @@ pub struct ErrorBody {
     pub code: String,
     /// For people; never holds personal data.
     pub message: String,
+    /// The document a refused push was refused for: the device sets it aside (exports its
+    /// unsynced changes, purges it, asks for it anew in `reset`) instead of being stuck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc: Option<String>,
 }
 
 /// Why a body could not be decoded.
@@ -227,6 +235,7 @@ mod tests {
             pushes: vec![DocChanges { doc: "register/440703001001001".into(), changes: vec![vec![1u8, 2, 3].into()] }],
             pull_budget: DEFAULT_PULL_BUDGET,
             received: vec!["sensitive/440703001001001".into()],
+            reset: vec!["incident/01934b1e-0000-7000-8000-000000000001".into()],
         };
         assert_eq!(decode::<SyncRequest>(&encode(&request)).unwrap(), request);
         let upload = BlobUploadRequest {
@@ -245,7 +254,7 @@ mod tests {
         assert!(matches!(decode::<SyncRequest>(b"not gzip"), Err(WireError::Compression(_))));
         let body = encode(&SyncRequest::default());
         assert!(decode::<SyncRequest>(&body[..body.len() / 2]).is_err());
-        let wrong = encode(&ErrorBody { code: "x".into(), message: "y".into() });
+        let wrong = encode(&ErrorBody { code: "x".into(), message: "y".into(), doc: None });
         assert!(matches!(decode::<SyncRequest>(&wrong), Err(WireError::Cbor(_))));
         // 100 MB of zeros compress to ~100 KB: refused after decompressing 64 MB, not stored.
         let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

@@ -69,6 +69,7 @@ async fn malformed_unknown_forbidden_and_revoked_requests_are_refused() {
         pushes: vec![DocChanges { doc: register.to_string(), changes: foreign.into_iter().map(Into::into).collect() }],
         pull_budget: 0,
         received: vec![],
+        reset: vec![],
     };
     assert_eq!(post(&server, "/v1/sync", Some(&token), wire::encode(&push)).await, (403, "forbidden".into()));
     part_time.sync().await;

@@ -96,3 +96,46 @@ async fn an_incident_runs_the_closed_loop_through_sync() {
 fn now() -> chrono::DateTime<chrono::FixedOffset> {
     chrono::Utc::now().with_timezone(&wangge_core::calendar::CHINA_TIME)
 }
+
+/// A push the server will always refuse (here: an action claiming the center's role on a
+/// worker's device) must not block the device: the document is set aside — its unsynced
+/// changes exported to a file — and fetched anew, and sync goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_push_is_set_aside_and_sync_goes_on() {
+    let server = TestServer::start().await;
+    let grid = server.grid("440703001001001", "长堤社区第1网格");
+    let worker = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&grid])).await;
+    let me = Actor { person: "w1".into(), role: Role::FullTimeWorker, department: None };
+    let item = worker.store.catalog().items().find(|item| item.admitted).unwrap().code.clone();
+    let id = worker
+        .store
+        .report_incident(
+            NewIncident {
+                grid: grid.clone(),
+                catalog_item: item,
+                title: "井盖缺失".into(),
+                description: String::new(),
+                location: None,
+                residents: vec![],
+                households: vec![],
+                organizations: vec![],
+                photos: vec![],
+                reported_by_resident: None,
+            },
+            me,
+        )
+        .unwrap();
+    worker.sync().await;
+    // The worker's device records an acceptance claiming to be the center.
+    let pretending = Actor { person: "w1".into(), role: Role::CenterStaff(CenterLevel::Township), department: None };
+    assert_eq!(worker.store.act(id, pretending, ActionKind::Accept).unwrap(), Mark::Applied);
+    worker.sync().await;
+    worker.sync().await;
+    assert_eq!(worker.store.pending_changes().unwrap(), 0);
+    assert_eq!(worker.store.incident(id, now()).unwrap().phase, Phase::Reported, "the server's version came back");
+    let exported = std::fs::read_dir(worker.store.path().parent().unwrap())
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .any(|entry| entry.file_name().to_string_lossy().contains(".removed-incident-"));
+    assert!(exported, "the refused change was exported");
+}
