@@ -79,9 +79,7 @@ async fn run<S: Storage, T: Send + 'static>(
     service: Service<S>,
     work: impl FnOnce(Service<S>) -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ServiceError> {
-    tokio::task::spawn_blocking(move || work(service))
-        .await
-        .unwrap_or_else(|_| Err(ServiceError::Malformed("the request could not be handled".into())))
+    tokio::task::spawn_blocking(move || work(service)).await.unwrap_or_else(|_| Err(ServiceError::Failed))
 }
 
 async fn enroll<S: Storage>(

@@ -46,6 +46,9 @@ pub enum ServiceError {
     TooLarge(String),
     #[error("internal error")]
     Internal(#[from] StorageError),
+    /// The handler failed unexpectedly (it panicked); other requests are not affected.
+    #[error("internal error")]
+    Failed,
     /// A push refused for one document: the refusal, and which document it was.
     #[error("{error}")]
     Push { doc: String, error: Box<ServiceError> },
@@ -69,7 +72,7 @@ impl ServiceError {
             ServiceError::UnknownCode | ServiceError::NotFound(_) => 404,
             ServiceError::Conflict(_) => 409,
             ServiceError::TooLarge(_) => 413,
-            ServiceError::Internal(_) => 500,
+            ServiceError::Internal(_) | ServiceError::Failed => 500,
         }
     }
 
@@ -85,7 +88,7 @@ impl ServiceError {
             ServiceError::NotFound(_) => "not_found",
             ServiceError::Conflict(_) => "conflict",
             ServiceError::TooLarge(_) => "too_large",
-            ServiceError::Internal(_) => "internal",
+            ServiceError::Internal(_) | ServiceError::Failed => "internal",
         }
     }
 }
@@ -110,11 +113,15 @@ fn now_ms() -> i64 {
 #[derive(Debug)]
 pub struct Service<S> {
     storage: Arc<S>,
+    /// Pushes load, check and store a document's new snapshot: two at once would each
+    /// start from the same snapshot and the later would drop the other's changes. One at a
+    /// time (a single-node server; several nodes will need versioned snapshots).
+    push_lock: Arc<std::sync::Mutex<()>>,
 }
 
 impl<S> Clone for Service<S> {
     fn clone(&self) -> Self {
-        Self { storage: Arc::clone(&self.storage) }
+        Self { storage: Arc::clone(&self.storage), push_lock: Arc::clone(&self.push_lock) }
     }
 }
 
@@ -169,7 +176,7 @@ impl<S: Storage> Service<S> {
     /// The service over a storage; the reference document is created on first use, with
     /// the built-in catalog and calendar.
     pub fn new(storage: S) -> Self {
-        let service = Self { storage: Arc::new(storage) };
+        let service = Self { storage: Arc::new(storage), push_lock: Arc::new(std::sync::Mutex::new(())) };
         if let Err(error) = service.ensure_reference() {
             // A storage that cannot be written fails again on the first request, with its error.
             let _ = error;
@@ -199,6 +206,7 @@ impl<S: Storage> Service<S> {
     /// Changes the reference document as the server: one change in the log, which every
     /// device receives with its next sync.
     pub fn update_reference(&self, edit: impl FnOnce(&mut AutoCommit) -> wangge_core::Result<()>) -> Result<()> {
+        let _one_at_a_time = self.push_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let id = reference::doc_id().to_string();
         let snapshot =
             self.storage.snapshot(&id)?.ok_or_else(|| ServiceError::Malformed("no reference document".into()))?;
@@ -365,6 +373,11 @@ impl<S: Storage> Service<S> {
         readable: &[String],
         request: &SyncRequest,
     ) -> Result<Vec<String>> {
+        let _one_at_a_time = self.push_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut seen = BTreeSet::new();
+        if let Some(twice) = request.pushes.iter().find(|push| !seen.insert(push.doc.as_str())) {
+            return Err(ServiceError::Malformed(format!("{} is pushed twice in one request", twice.doc)));
+        }
         let mut updates = Vec::new();
         let mut acks = Vec::new();
         let held = self.storage.held_documents(&device.id)?;
@@ -524,7 +537,9 @@ impl<S: Storage> Service<S> {
             }
             changes.push(change);
         }
-        let mut doc = match self.storage.snapshot(&push.doc)? {
+        let stored = self.storage.snapshot(&push.doc)?;
+        let existed = stored.is_some();
+        let mut doc = match stored {
             Some(snapshot) => {
                 AutoCommit::load(&snapshot).map_err(|_| ServiceError::Malformed("stored document".into()))?
             }
@@ -538,7 +553,8 @@ impl<S: Storage> Service<S> {
                 _ => return Err(ServiceError::Forbidden(format!("{}: unknown grid", push.doc))),
             },
         };
-        let before: BTreeSet<String> = timeline_ids(&doc);
+        let before = incident_doc::read_timeline(&doc).unwrap_or_default();
+        let grid_before = report_grid(&doc);
         let scopes_before = scopes_of(&doc_id, &doc);
         let new: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = changes
             .iter()
@@ -557,7 +573,10 @@ impl<S: Storage> Service<S> {
         }
         check_layout(&doc, &doc_id).map_err(|error| ServiceError::Malformed(error.to_string()))?;
         let scopes_after = scopes_of(&doc_id, &doc);
-        let may_write = scopes_before.iter().chain(&scopes_after).any(|scope| readable.contains(scope));
+        // An existing document is written within the scopes it has; a new one (an incident
+        // being reported) within the scopes it will have.
+        let governing = if existed { &scopes_before } else { &scopes_after };
+        let may_write = governing.iter().any(|scope| readable.contains(scope));
         if !may_write {
             if held.contains_key(&push.doc) {
                 // The worker was reassigned: these edits are not taken (nor acknowledged);
@@ -567,6 +586,9 @@ impl<S: Storage> Service<S> {
             return Err(ServiceError::Forbidden(format!("{}: outside this device's scopes", push.doc)));
         }
         if doc_id.kind == DocKind::Incident {
+            if grid_before.is_some() && report_grid(&doc) != grid_before {
+                return Err(ServiceError::Forbidden(format!("{}: an incident stays in its grid", push.doc)));
+            }
             check_actions(&doc, &before, worker)?;
         }
         let blob_refs = blob_refs_of(&doc_id, &doc);
@@ -617,11 +639,9 @@ impl<S: Storage> Service<S> {
             held.insert(doc.clone(), (*up_to, HeldState::Sent));
         }
         // Log changes only for documents the device holds (a snapshot in flight covers its own).
-        let docs: Vec<String> =
-            held.iter().filter(|(_, (_, state))| *state == HeldState::Held).map(|(doc, _)| doc.clone()).collect();
         let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
         const ROWS: usize = 2000;
-        let entries = self.storage.log_after(cursor, &docs, ROWS)?;
+        let entries = self.storage.log_after(cursor, &device.id, ROWS)?;
         let mut last = cursor;
         let mut by_doc: HashMap<String, usize> = HashMap::new();
         for entry in &entries {
@@ -680,15 +700,26 @@ fn blob_refs_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
     refs.into_iter().map(|hash| hash.to_string()).collect()
 }
 
-fn timeline_ids(doc: &AutoCommit) -> BTreeSet<String> {
-    incident_doc::read_timeline(doc).unwrap_or_default().into_iter().flatten().map(|action| action.id).collect()
+fn report_grid(doc: &AutoCommit) -> Option<String> {
+    incident_doc::read_report(doc).ok()?.into_iter().find(|(key, _)| key == "grid").map(|(_, grid)| grid)
 }
 
-/// The actions a push adds to an incident must be the worker's own: their person, role
-/// and department as enrolled, not whatever the device claims.
-fn check_actions(doc: &AutoCommit, before: &BTreeSet<String>, worker: &Worker) -> Result<()> {
+/// A timeline is append-only: every entry there before a push is still there after it,
+/// unchanged and in the same order (others' entries may be interleaved). And the actions a
+/// push adds must be the worker's own: their person, role and department as enrolled, not
+/// whatever the device claims.
+fn check_actions(doc: &AutoCommit, before: &[Option<Action>], worker: &Worker) -> Result<()> {
     let timeline = incident_doc::read_timeline(doc).map_err(|error| ServiceError::Malformed(error.to_string()))?;
-    for action in timeline.iter().flatten().filter(|action: &&Action| !before.contains(&action.id)) {
+    let mut remaining = timeline.iter();
+    for old in before {
+        if !remaining.any(|entry| entry == old) {
+            return Err(ServiceError::Forbidden(
+                "a timeline entry was changed or removed: the timeline is append-only".into(),
+            ));
+        }
+    }
+    let before_ids: BTreeSet<&str> = before.iter().flatten().map(|action| action.id.as_str()).collect();
+    for action in timeline.iter().flatten().filter(|action: &&Action| !before_ids.contains(action.id.as_str())) {
         let department = action.actor.department.as_ref().map(ToString::to_string);
         if action.actor.person != worker.person
             || action.actor.role.code() != worker.role

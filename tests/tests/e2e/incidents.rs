@@ -139,3 +139,74 @@ async fn a_refused_push_is_set_aside_and_sync_goes_on() {
         .any(|entry| entry.file_name().to_string_lossy().contains(".removed-incident-"));
     assert!(exported, "the refused change was exported");
 }
+
+/// Regression: only new action ids were checked, so a worker could rewrite (or delete)
+/// the center's dispatch in place. The timeline is append-only.
+#[tokio::test(flavor = "multi_thread")]
+async fn rewriting_someone_elses_action_is_refused() {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    use wangge_core::crdt::DocId;
+    use wangge_core::sync::wire::{self, DocChanges, SyncRequest};
+
+    let server = TestServer::start().await;
+    let grid = server.grid("440703001001001", "长堤社区第1网格");
+    let worker = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&grid])).await;
+    let center = TestDevice::enrolled(&server, &server.worker("c1", "center_staff_township", None, &[&grid])).await;
+    let me = Actor { person: "w1".into(), role: Role::FullTimeWorker, department: None };
+    let staff = Actor { person: "c1".into(), role: Role::CenterStaff(CenterLevel::Township), department: None };
+    let item = worker.store.catalog().items().find(|item| item.admitted).unwrap().code.clone();
+    let incident = NewIncident {
+        grid: grid.clone(),
+        catalog_item: item,
+        title: "占道经营".into(),
+        description: String::new(),
+        location: None,
+        residents: vec![],
+        households: vec![],
+        organizations: vec![],
+        photos: vec![],
+        reported_by_resident: None,
+    };
+    let id = worker.store.report_incident(incident, me).unwrap();
+    worker.sync().await;
+    center.sync().await;
+    center.store.act(id, staff.clone(), ActionKind::Accept).unwrap();
+    center.store.act(id, staff, ActionKind::Dispatch { lead: dept("public_security"), co_handlers: vec![] }).unwrap();
+    center.sync().await;
+    worker.sync().await;
+
+    // The worker's device rewrites the dispatch entry, as itself, and pushes it.
+    let doc_id = DocId::incident(id);
+    let bytes = worker.store.document_bytes(&doc_id).unwrap();
+    let actor: Vec<u8> =
+        (0..16).map(|i| u8::from_str_radix(&worker.store.device_actor()[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let mut doc = automerge::AutoCommit::load(&bytes).unwrap().with_actor(automerge::ActorId::from(actor));
+    let heads = doc.get_heads();
+    let (_, actions) = doc.get(automerge::ROOT, "actions").unwrap().unwrap();
+    let (value, _) = doc.get(&actions, 2).unwrap().unwrap();
+    let forged = value.as_str().unwrap().replace("public_security", "justice");
+    doc.put(&actions, 2, forged).unwrap();
+    doc.commit();
+    let changes: Vec<_> =
+        doc.get_changes(&heads).into_iter().map(|change| change.raw_bytes().to_vec().into()).collect();
+    let request = SyncRequest {
+        cursor: 0,
+        pushes: vec![DocChanges { doc: doc_id.to_string(), changes }],
+        pull_budget: 0,
+        received: vec![],
+        reset: vec![],
+    };
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/sync", server.url))
+        .header(wire::PROTOCOL_HEADER, "1")
+        .bearer_auth(worker.store.sync_token().unwrap().unwrap())
+        .body(wire::encode(&request))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    center.sync().await;
+    let timeline = center.store.incident_timeline(id).unwrap();
+    assert!(timeline[2].to_string().contains("public_security"), "{}", timeline[2]);
+}
