@@ -614,6 +614,23 @@ impl Store {
         Ok(loaded.get_changes(&known).into_iter().map(|change| change.raw_bytes().to_vec()).collect())
     }
 
+    /// A document's heads and the number of its last chunk, read together (under the
+    /// writer lock, after flushing): acknowledging up to that chunk covers exactly the
+    /// changes up to those heads.
+    pub(crate) fn sync_point(&self, doc: &DocId) -> Result<(Vec<ChangeHash>, i64)> {
+        let mut writer = self.writer();
+        self.flush_pending(&mut writer)?;
+        let Writer { conn, docs, .. } = &mut *writer;
+        let loaded = loaded(conn, docs, doc, &self.actor)?.ok_or_else(|| unknown_document(doc))?;
+        let heads = loaded.get_heads();
+        let last: i64 = conn.query_row(
+            "SELECT coalesce(max(seq), 0) FROM document_chunks WHERE doc_id = ?1",
+            [doc.to_string()],
+            |row| row.get(0),
+        )?;
+        Ok((heads, last))
+    }
+
     /// This device's own changes of a document after `heads` (what a sync pushes: the server
     /// has everyone else's, it sent them).
     pub(crate) fn own_changes_since(&self, doc: &DocId, heads: &[ChangeHash]) -> Result<Vec<Vec<u8>>> {
@@ -771,11 +788,12 @@ impl Store {
             enrolled: self.meta("sync_token")?.is_some(),
             pending_changes: self.pending_changes()?,
             last_success_ms: self.meta("sync_last_success_ms")?.and_then(|ms| ms.parse().ok()),
-            last_error: self.meta("sync_last_error")?,
+            last_error: self.meta("sync_last_error")?.filter(|error| !error.is_empty()),
         })
     }
 
-    /// Records why the last sync failed (no personal data: transport and protocol errors).
+    /// Records why the last sync failed (no personal data: transport and protocol errors);
+    /// an empty error clears it.
     pub fn record_sync_error(&self, error: &str) -> Result<()> {
         self.set_meta(&[("sync_last_error", error)])
     }

@@ -26,10 +26,9 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct SyncRound {
     pub request: SyncRequest,
-    /// Each pushed document's heads when the round began.
-    pushed: Vec<(DocId, Vec<ChangeHash>)>,
-    /// The last chunk written when the round began: acknowledgement stops there.
-    last_chunk: i64,
+    /// Each pushed document's heads when the round began, and its last chunk then:
+    /// acknowledgement covers those changes and stops at that chunk.
+    pushed: Vec<(DocId, Vec<ChangeHash>, i64)>,
 }
 
 /// What a round did.
@@ -73,19 +72,17 @@ impl Store {
     pub fn begin_sync(&self, pull_budget: u32) -> Result<SyncRound> {
         self.flush()?;
         let cursor = self.meta("sync_cursor")?.and_then(|cursor| cursor.parse().ok()).unwrap_or(0);
-        let (acked, last_chunk) = self.with_reader(|conn| {
+        let acked = self.with_reader(|conn| {
             let mut statement = conn.prepare("SELECT doc_id, acked_heads FROM documents ORDER BY doc_id")?;
-            let acked: Vec<(String, Vec<u8>)> =
-                statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?;
-            let last_chunk: i64 =
-                conn.query_row("SELECT coalesce(max(seq), 0) FROM document_chunks", [], |row| row.get(0))?;
-            Ok((acked, last_chunk))
+            statement
+                .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()
         })?;
         let mut pushes = Vec::new();
         let mut pushed = Vec::new();
         for (doc, acked_heads) in acked {
             let Some(doc_id) = DocId::parse(&doc) else { continue };
-            let heads = self.heads(&doc_id)?;
+            let (heads, last_chunk) = self.sync_point(&doc_id)?;
             let acked_heads: Vec<ChangeHash> =
                 acked_heads.chunks(32).filter_map(|bytes| ChangeHash::try_from(bytes).ok()).collect();
             let mut sorted = heads.clone();
@@ -100,7 +97,7 @@ impl Store {
                 continue;
             }
             pushes.push(DocChanges { doc: doc.clone(), changes: changes.into_iter().map(Into::into).collect() });
-            pushed.push((doc_id, heads));
+            pushed.push((doc_id, heads, last_chunk));
         }
         let received: Vec<String> = match self.meta("sync_received")? {
             Some(json) => serde_json::from_str(&json).unwrap_or_default(),
@@ -110,7 +107,7 @@ impl Store {
             Some(json) => serde_json::from_str(&json).unwrap_or_default(),
             None => Vec::new(),
         };
-        Ok(SyncRound { request: SyncRequest { cursor, pushes, pull_budget, received, reset }, pushed, last_chunk })
+        Ok(SyncRound { request: SyncRequest { cursor, pushes, pull_budget, received, reset }, pushed })
     }
 
     /// Ends a round with the server's response: acknowledgements, then pulled documents,
@@ -126,51 +123,58 @@ impl Store {
             }
             received.push(doc.clone());
         }
-        for (doc_id, heads) in &round.pushed {
+        for (doc_id, heads, last_chunk) in &round.pushed {
             let key = doc_id.to_string();
             if !response.acks.contains(&key) {
                 continue;
             }
             let n_changes =
                 round.request.pushes.iter().find(|push| push.doc == key).map_or(0, |push| push.changes.len());
-            self.acknowledge(doc_id, heads, round.last_chunk)?;
+            self.acknowledge(doc_id, heads, *last_chunk)?;
             outcome.n_pushed_docs += 1;
             outcome.n_pushed_changes += n_changes;
         }
+        let mut failures = Vec::new();
+        let mut set_aside_now = Vec::new();
         for pull in response.pulls {
-            let doc_id = DocId::parse(&pull.doc).ok_or_else(|| {
-                Error::document(&pull.doc, "the server sent a document id this version does not know")
-            })?;
-            if matches!(doc_id.kind, DocKind::Register | DocKind::Sensitive) && self.heads(&doc_id).is_err() {
-                // A grid that entered this device's scopes after enrollment: hold it now,
-                // named from the reference document.
-                let code = GridCode::parse(&doc_id.key, self.code_format())?;
-                let meta = self.reference_grid(&doc_id.key)?;
-                let kind =
-                    meta.as_ref().and_then(|meta| GridKind::from_code(&meta.kind)).unwrap_or(GridKind::Community);
-                let name = meta.map_or_else(|| doc_id.key.clone(), |meta| meta.name);
-                let sensitive = doc_id.kind == DocKind::Sensitive;
-                self.add_grid(&Grid::new(code, &name, kind)?, sensitive)?;
+            let is_snapshot = pull.snapshot.is_some();
+            match self.apply_pull(pull.doc.as_str(), pull.snapshot, pull.changes) {
+                Ok(n_bytes) => {
+                    outcome.n_pulled_bytes += n_bytes;
+                    outcome.n_pulled_docs += 1;
+                    if is_snapshot {
+                        received.push(pull.doc.clone());
+                    }
+                }
+                // One document this device cannot take (a newer format, a grid code of
+                // another format) must not block the others: a snapshot stays unconfirmed
+                // (sent again), a held document is set aside and fetched whole again.
+                Err(error) => {
+                    if !is_snapshot && let Some(doc_id) = DocId::parse(&pull.doc) {
+                        self.set_aside(&doc_id)?;
+                        set_aside_now.push(pull.doc.clone());
+                    }
+                    failures.push(format!("{}: {error}", pull.doc));
+                }
             }
-            let mut changes: Vec<Vec<u8>> = Vec::new();
-            if pull.snapshot.is_some() {
-                received.push(pull.doc.clone());
-            }
-            if let Some(snapshot) = pull.snapshot {
-                outcome.n_pulled_bytes += snapshot.len();
-                let mut saved =
-                    automerge::AutoCommit::load(&snapshot).map_err(|error| Error::document(&pull.doc, error))?;
-                changes.extend(saved.get_changes(&[]).into_iter().map(|change| change.raw_bytes().to_vec()));
-            }
-            outcome.n_pulled_bytes += pull.changes.iter().map(|change| change.len()).sum::<usize>();
-            changes.extend(pull.changes.into_iter().map(serde_bytes::ByteBuf::into_vec));
-            self.apply_changes(&doc_id, &changes)?;
-            outcome.n_pulled_docs += 1;
         }
+        // A round that went through clears the last error, or names the documents not taken.
+        let error =
+            if failures.is_empty() { String::new() } else { format!("documents not taken: {}", failures.join("; ")) };
+        self.record_sync_error(&error)?;
         let received = serde_json::to_string(&received).map_err(|error| Error::document("sync", error))?;
-        // The server has taken this round's resets (the response proves it read the request).
+        // The server has taken this round's resets (the response proves it read the request);
+        // documents set aside while applying this response wait for the next round.
+        let reset: Vec<String> = self
+            .meta("sync_reset")?
+            .and_then(|json| serde_json::from_str::<Vec<String>>(&json).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|doc| !round.request.reset.contains(doc) || set_aside_now.contains(doc))
+            .collect();
+        let reset = serde_json::to_string(&reset).map_err(|error| Error::document("sync", error))?;
         self.set_meta(&[
-            ("sync_reset", "[]"),
+            ("sync_reset", reset.as_str()),
             ("sync_received", received.as_str()),
             ("sync_cursor", response.cursor.to_string().as_str()),
             ("sync_last_success_ms", chrono::Utc::now().timestamp_millis().to_string().as_str()),
@@ -194,6 +198,41 @@ impl Store {
         }
         let reset = serde_json::to_string(&reset).map_err(|error| Error::document("sync", error))?;
         self.set_meta(&[("sync_reset", reset.as_str())])
+    }
+}
+
+impl Store {
+    /// Applies one pulled document (a snapshot, changes, or both); returns its bytes.
+    fn apply_pull(
+        &self,
+        doc: &str,
+        snapshot: Option<serde_bytes::ByteBuf>,
+        pulled: Vec<serde_bytes::ByteBuf>,
+    ) -> Result<usize> {
+        let doc_id = DocId::parse(doc)
+            .ok_or_else(|| Error::document(doc, "the server sent a document id this version does not know"))?;
+        if matches!(doc_id.kind, DocKind::Register | DocKind::Sensitive) && self.heads(&doc_id).is_err() {
+            // A grid that entered this device's scopes after enrollment: hold it now, named
+            // from the reference document, keeping a sensitive document it already has.
+            let code = GridCode::parse(&doc_id.key, self.code_format())?;
+            let meta = self.reference_grid(&doc_id.key)?;
+            let kind = meta.as_ref().and_then(|meta| GridKind::from_code(&meta.kind)).unwrap_or(GridKind::Community);
+            let name = meta.map_or_else(|| doc_id.key.clone(), |meta| meta.name);
+            let sensitive = doc_id.kind == DocKind::Sensitive
+                || self.heads(&DocId { kind: DocKind::Sensitive, key: doc_id.key.clone() }).is_ok();
+            self.add_grid(&Grid::new(code, &name, kind)?, sensitive)?;
+        }
+        let mut n_bytes = 0;
+        let mut changes: Vec<Vec<u8>> = Vec::new();
+        if let Some(snapshot) = snapshot {
+            n_bytes += snapshot.len();
+            let mut saved = automerge::AutoCommit::load(&snapshot).map_err(|error| Error::document(doc, error))?;
+            changes.extend(saved.get_changes(&[]).into_iter().map(|change| change.raw_bytes().to_vec()));
+        }
+        n_bytes += pulled.iter().map(|change| change.len()).sum::<usize>();
+        changes.extend(pulled.into_iter().map(serde_bytes::ByteBuf::into_vec));
+        self.apply_changes(&doc_id, &changes)?;
+        Ok(n_bytes)
     }
 }
 

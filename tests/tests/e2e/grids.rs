@@ -172,3 +172,87 @@ async fn a_snapshot_in_a_lost_response_is_sent_again() {
     assert_eq!(dump(&b.store, REGISTER), dump(&a.store, REGISTER));
     assert!(!dump(&b.store, REGISTER).is_empty());
 }
+
+/// Sends one round by hand and hands the decoded response to `tamper` before the device
+/// applies it: a server (or a network) that sends something this device cannot take.
+async fn sync_tampered(
+    server: &TestServer,
+    device: &TestDevice,
+    tamper: impl FnOnce(&mut wangge_core::sync::wire::SyncResponse),
+) -> wangge_core::sync::engine::SyncOutcome {
+    use wangge_core::sync::wire;
+    let round = device.store.begin_sync(wire::DEFAULT_PULL_BUDGET).unwrap();
+    let token = device.store.sync_token().unwrap().unwrap();
+    let body = reqwest::Client::new()
+        .post(format!("{}/v1/sync", server.url))
+        .header(wire::PROTOCOL_HEADER, "1")
+        .bearer_auth(token)
+        .body(wire::encode(&round.request))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut response: wire::SyncResponse = wire::decode(&body).unwrap();
+    tamper(&mut response);
+    device.store.finish_sync(round, response).unwrap()
+}
+
+/// Regression: one pulled document the device could not take failed the whole round, so
+/// nothing after it arrived, and a held document with bad changes blocked every later round.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pulled_document_the_device_cannot_take_does_not_block_the_others() {
+    use wangge_core::crdt::{DocId, DocKind};
+    use wangge_core::sync::wire::DocPull;
+    let server = TestServer::start().await;
+    let grid = server.grid("440703001001001", "长堤社区第1网格");
+    let a = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&grid])).await;
+    let records =
+        generate_grid(&grid, &DemoOptions { households: 10, organizations: 1, components: 1, ..Default::default() });
+    a.store.import(&grid, &records).unwrap();
+    a.sync().await;
+
+    // A document of a kind this version does not know comes first: the rest still lands.
+    let b = TestDevice::enrolled(&server, &server.worker("l1", "grid_leader", None, &[&grid])).await;
+    let outcome = sync_tampered(&server, &b, |response| {
+        response.pulls.insert(
+            0,
+            DocPull {
+                doc: "future/1".into(),
+                snapshot: None,
+                changes: vec![serde_bytes::ByteBuf::from(vec![1, 2, 3])],
+            },
+        );
+    })
+    .await;
+    assert!(outcome.n_pulled_docs > 0);
+    assert_eq!(dump(&b.store, REGISTER), dump(&a.store, REGISTER));
+    let error = b.store.sync_status().unwrap().last_error.expect("the refused document is reported");
+    assert!(error.contains("future/1"), "{error}");
+
+    // Changes to a held document that do not apply: it is set aside and fetched whole again.
+    let (resident, _) = records.residents[0];
+    a.store
+        .update_resident(resident, ResidentPatch { relation: Some(Relation::Spouse), ..Default::default() })
+        .unwrap();
+    a.sync().await;
+    let register = DocId { kind: DocKind::Register, key: grid.as_str().to_owned() }.to_string();
+    let mut corrupted = false;
+    sync_tampered(&server, &b, |response| {
+        for pull in &mut response.pulls {
+            if pull.doc == register {
+                pull.changes = vec![serde_bytes::ByteBuf::from(b"not an automerge change".to_vec())];
+                corrupted = true;
+            }
+        }
+    })
+    .await;
+    assert!(corrupted, "the edit was pulled as changes to the held register");
+    b.sync().await;
+    assert_eq!(b.store.sync_status().unwrap().last_error, None, "a round that went through clears the error");
+    assert_eq!(b.store.resident(resident).unwrap().relation, Relation::Spouse);
+    assert_eq!(dump(&b.store, REGISTER), dump(&a.store, REGISTER));
+}
