@@ -36,7 +36,7 @@ pub enum ServiceError {
     Revoked,
     #[error("{0}")]
     Forbidden(String),
-    #[error("unknown or already used enrollment code")]
+    #[error("unknown, already used or expired enrollment code")]
     UnknownCode,
     #[error("{0}")]
     NotFound(String),
@@ -147,6 +147,11 @@ pub fn readable_scopes(worker: &Worker) -> Vec<String> {
     }
     scopes
 }
+
+/// How long an enrollment code stays valid: long enough to hand QR codes out at a
+/// training session and enroll over the following days, short enough that a lost one
+/// does not stay a way in.
+pub const ENROLLMENT_CODE_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// The scope of the server's reference document.
 pub const REFERENCE_SCOPE: &str = "reference";
@@ -327,6 +332,7 @@ impl<S: Storage> Service<S> {
             &device,
             &hash_secret(&token),
             now_ms(),
+            now_ms() - ENROLLMENT_CODE_LIFETIME_MS,
         ) {
             Ok(Some(person)) => person,
             Ok(None) => return Err(ServiceError::UnknownCode),

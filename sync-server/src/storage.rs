@@ -134,13 +134,14 @@ pub trait Storage: Send + Sync + 'static {
     fn worker(&self, person: &str) -> Result<Option<Worker>>;
     fn create_enrollment_code(&self, person: &str, code_hash: &str, now_ms: i64) -> Result<()>;
     /// Uses a code once: the device is created with its token's hash, or `None` if the code
-    /// is unknown or used.
+    /// is unknown, used, or was created before `issued_after_ms` (expired).
     fn redeem_enrollment_code(
         &self,
         code_hash: &str,
         device: &Device,
         token_hash: &str,
         now_ms: i64,
+        issued_after_ms: i64,
     ) -> Result<Option<String>>;
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>>;
     fn revoke_device(&self, device_id: &str) -> Result<bool>;
@@ -363,13 +364,15 @@ impl Storage for SqliteStorage {
         device: &Device,
         token_hash: &str,
         now_ms: i64,
+        issued_after_ms: i64,
     ) -> Result<Option<String>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let person: Option<String> = tx
             .query_row(
-                "UPDATE enrollment_codes SET used_ms = ?2 WHERE code_hash = ?1 AND used_ms IS NULL RETURNING person",
-                params![code_hash, now_ms],
+                "UPDATE enrollment_codes SET used_ms = ?2
+                 WHERE code_hash = ?1 AND used_ms IS NULL AND created_ms >= ?3 RETURNING person",
+                params![code_hash, now_ms, issued_after_ms],
                 |row| row.get(0),
             )
             .optional()?;

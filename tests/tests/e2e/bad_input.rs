@@ -44,6 +44,32 @@ async fn malformed_unknown_forbidden_and_revoked_requests_are_refused() {
         .await,
         (404, "unknown_code".into())
     );
+    // A code issued longer ago than its lifetime is refused like an unknown one.
+    server
+        .service
+        .create_worker(&wangge_server::storage::Worker {
+            person: "late".into(),
+            role: "full_time_worker".into(),
+            department: None,
+            grids: vec![grid.as_str().to_owned()],
+        })
+        .unwrap();
+    let issued_ms =
+        chrono::Utc::now().timestamp_millis() - wangge_server::service::ENROLLMENT_CODE_LIFETIME_MS - 60_000;
+    wangge_server::storage::Storage::create_enrollment_code(
+        server.service.storage(),
+        "late",
+        &wangge_server::service::hash_secret("0123456789abcdef0123"),
+        issued_ms,
+    )
+    .unwrap();
+    let enroll_late = wire::encode(&wire::EnrollRequest {
+        code: "0123456789abcdef0123".into(),
+        actor: vec![7; 16],
+        device_name: "x".into(),
+        app_version: "0".into(),
+    });
+    assert_eq!(post(&server, "/v1/enroll", None, enroll_late).await, (404, "unknown_code".into()));
 
     // A part-time worker's device cannot write the sensitive document: 403, nothing stored.
     let other = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&grid])).await;
