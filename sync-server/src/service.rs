@@ -153,6 +153,13 @@ pub fn readable_scopes(worker: &Worker) -> Vec<String> {
 /// does not stay a way in.
 pub const ENROLLMENT_CODE_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// The bytes of documents a page may carry: the device's budget, its default when it asks
+/// for none, and never more than `MAX_PULL_BUDGET`.
+fn page_budget(requested: u32) -> usize {
+    use wangge_core::sync::wire::{DEFAULT_PULL_BUDGET, MAX_PULL_BUDGET};
+    (if requested == 0 { DEFAULT_PULL_BUDGET } else { requested.min(MAX_PULL_BUDGET) }) as usize
+}
+
 /// The scope of the server's reference document.
 pub const REFERENCE_SCOPE: &str = "reference";
 
@@ -608,7 +615,7 @@ impl<S: Storage> Service<S> {
     }
 
     fn pull(&self, device: &Device, readable: &[String], cursor: u64, budget: u32) -> Result<SyncResponse> {
-        let budget = if budget == 0 { wangge_core::sync::wire::DEFAULT_PULL_BUDGET } else { budget } as usize;
+        let budget = page_budget(budget);
         let mut response = SyncResponse { cursor, ..SyncResponse::default() };
         // The horizon first, then documents and snapshots: a snapshot read after the
         // horizon covers every change of its document up to it, so the cursor never
@@ -737,4 +744,18 @@ fn check_actions(doc: &AutoCommit, before: &[Option<Action>], worker: &Worker) -
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wangge_core::sync::wire::{DEFAULT_PULL_BUDGET, MAX_BODY_BYTES, MAX_PULL_BUDGET};
+
+    #[test]
+    fn a_page_budget_is_the_default_when_unset_and_capped_below_the_body_limit() {
+        assert_eq!(page_budget(0), DEFAULT_PULL_BUDGET as usize);
+        assert_eq!(page_budget(1000), 1000);
+        assert_eq!(page_budget(u32::MAX), MAX_PULL_BUDGET as usize);
+        assert!((MAX_PULL_BUDGET as usize) < MAX_BODY_BYTES);
+    }
 }

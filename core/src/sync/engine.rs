@@ -16,7 +16,7 @@
 use automerge::ChangeHash;
 use rusqlite::OptionalExtension;
 
-use super::wire::{DocChanges, EnrollResponse, SyncRequest, SyncResponse};
+use super::wire::{DocChanges, EnrollResponse, MAX_PUSH_BYTES, SyncRequest, SyncResponse};
 use crate::crdt::{DocId, DocKind};
 use crate::model::{Grid, GridCode, GridKind};
 use crate::store::Store;
@@ -29,6 +29,8 @@ pub struct SyncRound {
     /// Each pushed document's heads when the round began, and its last chunk then:
     /// acknowledgement covers those changes and stops at that chunk.
     pushed: Vec<(DocId, Vec<ChangeHash>, i64)>,
+    /// Documents with changes left for the next round (over the push budget).
+    more_to_push: bool,
 }
 
 /// What a round did.
@@ -40,7 +42,7 @@ pub struct SyncOutcome {
     pub n_pulled_bytes: usize,
     /// Documents the device no longer may hold, purged (their unsynced edits exported).
     pub n_purged_docs: usize,
-    /// Another page waits.
+    /// Another page waits, or changes left over the push budget: sync again at once.
     pub more: bool,
 }
 
@@ -70,6 +72,13 @@ impl Store {
     /// Starts a round: flushes pending captures, then gathers each document's changes
     /// after its acknowledged heads, and the pull cursor.
     pub fn begin_sync(&self, pull_budget: u32) -> Result<SyncRound> {
+        self.begin_sync_with(pull_budget, MAX_PUSH_BYTES)
+    }
+
+    /// [`Store::begin_sync`] with a push budget: documents whose changes would take the
+    /// request over it wait for the next round (the outcome says `more`); the first
+    /// document goes whatever its size.
+    pub fn begin_sync_with(&self, pull_budget: u32, push_budget: usize) -> Result<SyncRound> {
         self.flush()?;
         let cursor = self.meta("sync_cursor")?.and_then(|cursor| cursor.parse().ok()).unwrap_or(0);
         let acked = self.with_reader(|conn| {
@@ -80,6 +89,8 @@ impl Store {
         })?;
         let mut pushes = Vec::new();
         let mut pushed = Vec::new();
+        let mut push_bytes = 0;
+        let mut more_to_push = false;
         for (doc, acked_heads) in acked {
             let Some(doc_id) = DocId::parse(&doc) else { continue };
             let (heads, last_chunk) = self.sync_point(&doc_id)?;
@@ -96,6 +107,12 @@ impl Store {
             if changes.is_empty() {
                 continue;
             }
+            let n_bytes: usize = changes.iter().map(Vec::len).sum();
+            if !pushes.is_empty() && push_bytes + n_bytes > push_budget {
+                more_to_push = true;
+                continue;
+            }
+            push_bytes += n_bytes;
             pushes.push(DocChanges { doc: doc.clone(), changes: changes.into_iter().map(Into::into).collect() });
             pushed.push((doc_id, heads, last_chunk));
         }
@@ -107,13 +124,13 @@ impl Store {
             Some(json) => serde_json::from_str(&json).unwrap_or_default(),
             None => Vec::new(),
         };
-        Ok(SyncRound { request: SyncRequest { cursor, pushes, pull_budget, received, reset }, pushed })
+        Ok(SyncRound { request: SyncRequest { cursor, pushes, pull_budget, received, reset }, pushed, more_to_push })
     }
 
     /// Ends a round with the server's response: acknowledgements, then pulled documents,
     /// then the cursor.
     pub fn finish_sync(&self, round: SyncRound, response: SyncResponse) -> Result<SyncOutcome> {
-        let mut outcome = SyncOutcome { more: response.more, ..SyncOutcome::default() };
+        let mut outcome = SyncOutcome { more: response.more || round.more_to_push, ..SyncOutcome::default() };
         // To confirm in the next request: snapshots received and removals carried out here.
         let mut received = Vec::new();
         for doc in &response.removed {

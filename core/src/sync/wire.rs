@@ -21,6 +21,12 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
 /// The pull budget a device asks for when it does not say.
 pub const DEFAULT_PULL_BUDGET: u32 = 512 * 1024;
+/// Bytes of changes (before compression) a device pushes in one request; the rest wait for
+/// the next round, so a request stays under `MAX_BODY_BYTES`.
+pub const MAX_PUSH_BYTES: usize = 4 * 1024 * 1024;
+/// The largest pull budget the server grants: a larger request gets this much, so a page
+/// stays well under `MAX_BODY_BYTES` (documents compress less than 2:1 under gzip).
+pub const MAX_PULL_BUDGET: u32 = 4 * 1024 * 1024;
 /// Largest blob (a photo, a track) the server stores: 20 MiB (413 `too_large` beyond).
 pub const MAX_BLOB_BYTES: u64 = 20 * 1024 * 1024;
 /// Largest chunk of a blob in one upload or download: 1 MiB (413 `too_large` beyond; a

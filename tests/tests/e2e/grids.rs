@@ -256,3 +256,52 @@ async fn a_pulled_document_the_device_cannot_take_does_not_block_the_others() {
     assert_eq!(b.store.resident(resident).unwrap().relation, Relation::Spouse);
     assert_eq!(dump(&b.store, REGISTER), dump(&a.store, REGISTER));
 }
+
+/// A device with more changes than one request may carry pushes them over several rounds.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_over_the_push_budget_go_in_the_next_rounds() {
+    use wangge_core::sync::wire;
+    let server = TestServer::start().await;
+    let first = server.grid("440703001001001", "长堤社区第1网格");
+    let second = server.grid("440703001001002", "长堤社区第2网格");
+    let a = TestDevice::enrolled(&server, &server.worker("l1", "grid_leader", None, &[&first, &second])).await;
+    for grid in [&first, &second] {
+        let records =
+            generate_grid(grid, &DemoOptions { households: 5, organizations: 1, components: 1, ..Default::default() });
+        a.store.import(grid, &records).unwrap();
+    }
+
+    // A budget of one byte: one document per request.
+    let mut rounds = 0;
+    loop {
+        let round = a.store.begin_sync_with(wire::DEFAULT_PULL_BUDGET, 1).unwrap();
+        assert!(round.request.pushes.len() <= 1);
+        let token = a.store.sync_token().unwrap().unwrap();
+        let body = reqwest::Client::new()
+            .post(format!("{}/v1/sync", server.url))
+            .header(wire::PROTOCOL_HEADER, "1")
+            .bearer_auth(token)
+            .body(wire::encode(&round.request))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let outcome = a.store.finish_sync(round, wire::decode(&body).unwrap()).unwrap();
+        rounds += 1;
+        if !outcome.more {
+            break;
+        }
+        assert!(rounds < 20, "the rounds end");
+    }
+    assert!(rounds >= 4, "two registers and two sensitive documents, one per round: {rounds} rounds");
+    assert_eq!(a.store.sync_status().unwrap().pending_changes, 0);
+
+    let b = TestDevice::enrolled(&server, &server.worker("l2", "grid_leader", None, &[&first, &second])).await;
+    b.sync().await;
+    assert_eq!(dump(&b.store, REGISTER), dump(&a.store, REGISTER));
+    assert!(!dump(&b.store, REGISTER).is_empty());
+}
