@@ -17,7 +17,25 @@ pub async fn serve<S: Storage>(
     service: Service<S>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::router(service)).with_graceful_shutdown(shutdown).await
+    let housekeeping = tokio::spawn(housekeeping(service.clone()));
+    let served = axum::serve(listener, http::router(service)).with_graceful_shutdown(shutdown).await;
+    housekeeping.abort();
+    served
+}
+
+/// Hourly, from the start: drops blob uploads abandoned for longer than their lifetime.
+async fn housekeeping<S: Storage>(service: Service<S>) {
+    let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        hourly.tick().await;
+        let service = service.clone();
+        match tokio::task::spawn_blocking(move || service.discard_stale_uploads()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => println!("wangge-server: dropped {n} abandoned blob upload(s)"),
+            Ok(Err(error)) => eprintln!("wangge-server: dropping abandoned blob uploads failed: {error}"),
+            Err(error) => eprintln!("wangge-server: housekeeping failed: {error}"),
+        }
+    }
 }
 
 /// Binds `addr` (port 0: any free port) and returns the listener with its real address.

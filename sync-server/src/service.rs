@@ -160,6 +160,9 @@ fn page_budget(requested: u32) -> usize {
     (if requested == 0 { DEFAULT_PULL_BUDGET } else { requested.min(MAX_PULL_BUDGET) }) as usize
 }
 
+/// How long an unfinished blob upload waits for its next chunk before it is dropped.
+pub const UPLOAD_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
+
 /// The scope of the server's reference document.
 pub const REFERENCE_SCOPE: &str = "reference";
 
@@ -419,6 +422,12 @@ impl<S: Storage> Service<S> {
         // Center staff's areas stand for every grid within them, as of now.
         let worker = self.with_jurisdiction(worker)?;
         Ok((device, worker))
+    }
+
+    /// Drops blob uploads that received nothing for `UPLOAD_LIFETIME_MS` (a device that
+    /// never came back); returns how many. The server runs it at start and every hour.
+    pub fn discard_stale_uploads(&self) -> Result<usize> {
+        Ok(self.storage.discard_stale_blob_uploads(now_ms() - UPLOAD_LIFETIME_MS)?)
     }
 
     /// Stores the next chunk of a blob. Any device may upload any blob (it is named by its

@@ -179,6 +179,9 @@ pub trait Storage: Send + Sync + 'static {
     fn finish_blob_upload(&self, id: i64) -> Result<()>;
     /// Deletes an upload and its chunks.
     fn discard_blob_upload(&self, id: i64) -> Result<()>;
+    /// Drops uploads in progress that received nothing since `updated_before_ms`; returns
+    /// how many.
+    fn discard_stale_blob_uploads(&self, updated_before_ms: i64) -> Result<usize>;
     /// Whether a document in one of these scopes refers to the blob.
     fn blob_referenced(&self, hash: &str, scopes: &[String]) -> Result<bool>;
 }
@@ -600,6 +603,10 @@ impl Storage for SqliteStorage {
     fn discard_blob_upload(&self, id: i64) -> Result<()> {
         self.conn().execute("DELETE FROM blobs WHERE id = ?1 AND complete = 0", [id])?;
         Ok(())
+    }
+
+    fn discard_stale_blob_uploads(&self, updated_before_ms: i64) -> Result<usize> {
+        Ok(self.conn().execute("DELETE FROM blobs WHERE complete = 0 AND updated_ms < ?1", [updated_before_ms])?)
     }
 
     fn blob_referenced(&self, hash: &str, scopes: &[String]) -> Result<bool> {

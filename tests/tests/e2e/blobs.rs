@@ -245,3 +245,33 @@ async fn a_chunk_at_the_wrong_offset_is_409_conflict_and_changes_nothing() {
     let status = worker.client.blob_status(&worker.store, &hash).await.unwrap();
     assert_eq!(status, BlobStatus { received: CHUNK as u64, complete: false });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_upload_is_dropped_after_its_lifetime_and_the_device_starts_again() {
+    let server = TestServer::start().await;
+    let grid = server.grid("440703001001001", "长堤社区第1网格");
+    let worker = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&grid])).await;
+    let blobs = BlobStore::beside(&worker.store, 64 << 20).unwrap();
+    let bytes = photo(5, 3 * CHUNK);
+    let hash = blobs.put(&bytes).unwrap();
+    let size = bytes.len() as u64;
+    assert_eq!(upload_chunk(&server, &token(&worker), &hash, size, 0, &bytes[..CHUNK]).await, (200, String::new()));
+
+    // Within its lifetime the upload stays.
+    assert_eq!(server.service.discard_stale_uploads().unwrap(), 0);
+    let device = server.service.storage().device_by_token(&wangge_server::service::hash_secret(&token(&worker)));
+    let device = device.unwrap().unwrap().id;
+    assert!(server.service.storage().blob_upload(&device, hash.as_str()).unwrap().is_some());
+
+    // Past it (nothing received since a moment from now): dropped.
+    let later_ms = chrono::Utc::now().timestamp_millis() + 1000;
+    assert_eq!(server.service.storage().discard_stale_blob_uploads(later_ms).unwrap(), 1);
+    assert_eq!(server.service.storage().blob_upload(&device, hash.as_str()).unwrap(), None);
+    let client = worker.client.clone().with_blob_chunk_bytes(CHUNK);
+    assert_eq!(client.blob_status(&worker.store, &hash).await.unwrap(), BlobStatus { received: 0, complete: false });
+
+    // The device sends it whole again.
+    let uploads = client.upload_pending_blobs(&worker.store, &blobs).await.unwrap();
+    assert_eq!(uploads, BlobUploads { n_blobs: 1, bytes_sent: size });
+    assert_eq!(client.blob_status(&worker.store, &hash).await.unwrap(), BlobStatus { received: size, complete: true });
+}
