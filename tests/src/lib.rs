@@ -7,7 +7,9 @@ use std::time::Duration;
 use tempfile::TempDir;
 use wangge_core::Store;
 use wangge_core::model::GridCode;
+use wangge_core::sync::engine::SyncRound;
 use wangge_core::sync::http::SyncClient;
+use wangge_core::sync::wire;
 use wangge_server::{Service, SqliteStorage, Worker};
 
 /// A running server; stops (gracefully) when dropped.
@@ -60,6 +62,20 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Posts a sync request by hand, as a device with `token` would; the raw response.
+    pub async fn post_sync(&self, token: &str, request: &wire::SyncRequest) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/v1/sync", self.url))
+            .header(wire::PROTOCOL_HEADER, "1")
+            .bearer_auth(token)
+            .body(wire::encode(request))
+            .send()
+            .await
+            .expect("the server answers")
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
@@ -102,5 +118,13 @@ impl TestDevice {
 
     pub async fn sync(&self) -> wangge_core::sync::http::SyncProgress {
         self.client.sync(&self.store, None).await.expect("a sync")
+    }
+
+    /// Sends a round begun by hand and returns the server's decoded response, for the
+    /// device to finish (or a test to tamper with first).
+    pub async fn send_round(&self, server: &TestServer, round: &SyncRound) -> wire::SyncResponse {
+        let token = self.store.sync_token().expect("the store").expect("an enrolled device");
+        let response = server.post_sync(&token, &round.request).await.error_for_status().expect("a sync response");
+        wire::decode(&response.bytes().await.expect("the body")).expect("a well-formed response")
     }
 }

@@ -157,17 +157,7 @@ async fn a_snapshot_in_a_lost_response_is_sent_again() {
     let b = TestDevice::enrolled(&server, &server.worker("l1", "grid_leader", None, &[&grid])).await;
     // A round whose response never reaches the device.
     let round = b.store.begin_sync(wangge_core::sync::wire::DEFAULT_PULL_BUDGET).unwrap();
-    let token = b.store.sync_token().unwrap().unwrap();
-    let lost = reqwest::Client::new()
-        .post(format!("{}/v1/sync", server.url))
-        .header(wangge_core::sync::wire::PROTOCOL_HEADER, "1")
-        .bearer_auth(token)
-        .body(wangge_core::sync::wire::encode(&round.request))
-        .send()
-        .await
-        .unwrap();
-    assert!(lost.status().is_success());
-    drop(lost);
+    drop(b.send_round(&server, &round).await);
     b.sync().await;
     assert_eq!(dump(&b.store, REGISTER), dump(&a.store, REGISTER));
     assert!(!dump(&b.store, REGISTER).is_empty());
@@ -182,21 +172,7 @@ async fn sync_tampered(
 ) -> wangge_core::sync::engine::SyncOutcome {
     use wangge_core::sync::wire;
     let round = device.store.begin_sync(wire::DEFAULT_PULL_BUDGET).unwrap();
-    let token = device.store.sync_token().unwrap().unwrap();
-    let body = reqwest::Client::new()
-        .post(format!("{}/v1/sync", server.url))
-        .header(wire::PROTOCOL_HEADER, "1")
-        .bearer_auth(token)
-        .body(wire::encode(&round.request))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let mut response: wire::SyncResponse = wire::decode(&body).unwrap();
+    let mut response = device.send_round(server, &round).await;
     tamper(&mut response);
     device.store.finish_sync(round, response).unwrap()
 }
@@ -276,21 +252,8 @@ async fn changes_over_the_push_budget_go_in_the_next_rounds() {
     loop {
         let round = a.store.begin_sync_with(wire::DEFAULT_PULL_BUDGET, 1).unwrap();
         assert!(round.request.pushes.len() <= 1);
-        let token = a.store.sync_token().unwrap().unwrap();
-        let body = reqwest::Client::new()
-            .post(format!("{}/v1/sync", server.url))
-            .header(wire::PROTOCOL_HEADER, "1")
-            .bearer_auth(token)
-            .body(wire::encode(&round.request))
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let outcome = a.store.finish_sync(round, wire::decode(&body).unwrap()).unwrap();
+        let response = a.send_round(&server, &round).await;
+        let outcome = a.store.finish_sync(round, response).unwrap();
         rounds += 1;
         if !outcome.more {
             break;

@@ -147,7 +147,7 @@ async fn rewriting_someone_elses_action_is_refused() {
     use automerge::ReadDoc;
     use automerge::transaction::Transactable;
     use wangge_core::crdt::DocId;
-    use wangge_core::sync::wire::{self, DocChanges, SyncRequest};
+    use wangge_core::sync::wire::{DocChanges, SyncRequest};
 
     let server = TestServer::start().await;
     let grid = server.grid("440703001001001", "长堤社区第1网格");
@@ -197,14 +197,7 @@ async fn rewriting_someone_elses_action_is_refused() {
         received: vec![],
         reset: vec![],
     };
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/sync", server.url))
-        .header(wire::PROTOCOL_HEADER, "1")
-        .bearer_auth(worker.store.sync_token().unwrap().unwrap())
-        .body(wire::encode(&request))
-        .send()
-        .await
-        .unwrap();
+    let response = server.post_sync(&worker.store.sync_token().unwrap().unwrap(), &request).await;
     assert_eq!(response.status().as_u16(), 403);
     center.sync().await;
     let timeline = center.store.incident_timeline(id).unwrap();
