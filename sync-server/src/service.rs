@@ -133,16 +133,16 @@ pub fn readable_scopes(worker: &Worker) -> Vec<String> {
     let mut scopes = vec![REFERENCE_SCOPE.to_owned()];
     if role == Some(Role::DepartmentHandler) {
         if let Some(department) = &worker.department {
-            scopes.push(format!("dept:{department}:incidents"));
+            scopes.push(department_scope(department));
         }
         return scopes;
     }
     let sensitive = role.is_some_and(Role::may_see_sensitive_data);
     for grid in &worker.grids {
-        scopes.push(format!("grid:{grid}:register"));
-        scopes.push(format!("grid:{grid}:incidents"));
+        scopes.push(grid_scope(grid, DocKind::Register));
+        scopes.push(grid_scope(grid, DocKind::Incident));
         if sensitive {
-            scopes.push(format!("grid:{grid}:sensitive"));
+            scopes.push(grid_scope(grid, DocKind::Sensitive));
         }
     }
     scopes
@@ -166,22 +166,33 @@ pub const UPLOAD_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
 /// The scope of the server's reference document.
 pub const REFERENCE_SCOPE: &str = "reference";
 
+/// A grid's scope for one kind of document: `grid:<code>:register`, `…:sensitive`,
+/// `…:incidents`.
+fn grid_scope(grid: &str, kind: DocKind) -> String {
+    let part = match kind {
+        DocKind::Incident => "incidents",
+        DocKind::Register | DocKind::Sensitive | DocKind::Reference => kind.code(),
+    };
+    format!("grid:{grid}:{part}")
+}
+
+/// The scope of a department's incidents: `dept:<code>:incidents`.
+fn department_scope(department: &str) -> String {
+    format!("dept:{department}:incidents")
+}
+
 /// The scopes a document belongs to, from its id and (for incidents) its content.
 fn scopes_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
     match doc_id.kind {
         DocKind::Reference => vec![REFERENCE_SCOPE.to_owned()],
-        DocKind::Register => vec![format!("grid:{}:register", doc_id.key)],
-        DocKind::Sensitive => vec![format!("grid:{}:sensitive", doc_id.key)],
+        DocKind::Register | DocKind::Sensitive => vec![grid_scope(&doc_id.key, doc_id.kind)],
         DocKind::Incident => {
-            let mut scopes = Vec::new();
-            let report = incident_doc::read_report(doc).unwrap_or_default();
-            if let Some((_, grid)) = report.iter().find(|(key, _)| key == "grid") {
-                scopes.push(format!("grid:{grid}:incidents"));
-            }
+            let mut scopes: Vec<String> =
+                incident_doc::report_grid(doc).map(|grid| grid_scope(&grid, DocKind::Incident)).into_iter().collect();
             let timeline = incident_doc::read_timeline(doc).unwrap_or_default();
             let state = derive(timeline.iter().map(Option::as_ref));
             let departments: BTreeSet<String> = state.clocks.iter().map(|clock| clock.department.to_string()).collect();
-            scopes.extend(departments.into_iter().map(|department| format!("dept:{department}:incidents")));
+            scopes.extend(departments.iter().map(|department| department_scope(department)));
             scopes
         }
     }
@@ -192,10 +203,8 @@ impl<S: Storage> Service<S> {
     /// the built-in catalog and calendar.
     pub fn new(storage: S) -> Self {
         let service = Self { storage: Arc::new(storage), push_lock: Arc::new(std::sync::Mutex::new(())) };
-        if let Err(error) = service.ensure_reference() {
-            // A storage that cannot be written fails again on the first request, with its error.
-            let _ = error;
-        }
+        // A storage that cannot be written fails again on the first request, with its error.
+        let _ = service.ensure_reference();
         service
     }
 
@@ -576,7 +585,7 @@ impl<S: Storage> Service<S> {
             },
         };
         let before = incident_doc::read_timeline(&doc).unwrap_or_default();
-        let grid_before = report_grid(&doc);
+        let grid_before = incident_doc::report_grid(&doc);
         let scopes_before = scopes_of(&doc_id, &doc);
         let new: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = changes
             .iter()
@@ -608,7 +617,7 @@ impl<S: Storage> Service<S> {
             return Err(ServiceError::Forbidden(format!("{}: outside this device's scopes", push.doc)));
         }
         if doc_id.kind == DocKind::Incident {
-            if grid_before.is_some() && report_grid(&doc) != grid_before {
+            if grid_before.is_some() && incident_doc::report_grid(&doc) != grid_before {
                 return Err(ServiceError::Forbidden(format!("{}: an incident stays in its grid", push.doc)));
             }
             check_actions(&doc, &before, worker)?;
@@ -720,10 +729,6 @@ fn blob_refs_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
         }
     }
     refs.into_iter().map(|hash| hash.to_string()).collect()
-}
-
-fn report_grid(doc: &AutoCommit) -> Option<String> {
-    incident_doc::read_report(doc).ok()?.into_iter().find(|(key, _)| key == "grid").map(|(_, grid)| grid)
 }
 
 /// A timeline is append-only: every entry there before a push is still there after it,

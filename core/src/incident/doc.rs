@@ -76,6 +76,11 @@ pub fn read_report(doc: &AutoCommit) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
+/// The grid the incident was reported in (its report's `grid`), once the report is there.
+pub fn report_grid(doc: &AutoCommit) -> Option<String> {
+    read_report(doc).ok()?.into_iter().find(|(key, _)| key == "grid").map(|(_, grid)| grid)
+}
+
 /// Appends an action at the end of the timeline as this document's actor sees it.
 pub fn append_action(doc: &mut AutoCommit, action: &Action) -> Result<()> {
     let actions = object(doc, "actions", ObjType::List)?;
