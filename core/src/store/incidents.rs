@@ -563,7 +563,14 @@ impl Store {
         let rows: Vec<(u32, Option<String>, String)> = statement
             .query_map([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
             .collect::<Result<_, _>>()?;
-        if rows.is_empty() && self.incident(id, chrono::Utc::now().with_timezone(&CHINA_TIME)).is_err() {
+        // With the reader still held (it is not reentrant).
+        if rows.is_empty()
+            && conn
+                .prepare_cached("SELECT 1 FROM incidents WHERE id = ?1")?
+                .query_row([id.to_string()], |_| Ok(()))
+                .optional()?
+                .is_none()
+        {
             return Err(Error::UnknownIncident { incident: id });
         }
         rows.into_iter()

@@ -330,4 +330,7 @@ fn descriptions_refusals_details_and_unknown_incidents() {
     let unknown = IncidentId::new();
     let error = store.changes_since(&DocId::incident(unknown), &[]).unwrap_err();
     assert!(matches!(error, Error::UnknownIncident { incident } if incident == unknown), "{error}");
+    // Regression: the timeline of an unknown incident locked the reader twice (a hang).
+    let error = store.incident_timeline(unknown).unwrap_err();
+    assert!(matches!(error, Error::UnknownIncident { incident } if incident == unknown), "{error}");
 }
