@@ -14,10 +14,16 @@ use crate::{Error, Result};
 /// Chunks beyond this many are folded into the snapshot (one save per that many captures).
 pub(crate) const MAX_CHUNKS: i64 = 1024;
 
+/// Heads as stored (`documents.acked_heads`): sorted, 32 bytes each.
 pub(crate) fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
     let mut sorted = heads.to_vec();
     sorted.sort();
     sorted.iter().flat_map(|hash| hash.0).collect()
+}
+
+/// Stored heads back (sorted, as [`encode_heads`] wrote them).
+pub(crate) fn decode_heads(bytes: &[u8]) -> Vec<ChangeHash> {
+    bytes.chunks(32).filter_map(|hash| ChangeHash::try_from(hash).ok()).collect()
 }
 
 /// Stores a new document from its genesis, which every replica and the server share, so

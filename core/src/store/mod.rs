@@ -21,7 +21,7 @@
 //! The store owns its connections — one writer (with the loaded documents) and one reader
 //! — and never hands them out.
 
-mod documents;
+pub(crate) mod documents;
 mod incidents;
 mod pending;
 mod projection;
@@ -753,7 +753,7 @@ impl Store {
                 .optional()
         })?;
         let Some(acked) = acked else { return Ok(None) };
-        let acked: Vec<ChangeHash> = acked.chunks(32).filter_map(|bytes| ChangeHash::try_from(bytes).ok()).collect();
+        let acked = documents::decode_heads(&acked);
         let unsynced = self.own_changes_since(doc, &acked)?;
         let exported = if unsynced.is_empty() {
             None

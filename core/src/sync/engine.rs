@@ -19,7 +19,7 @@ use rusqlite::OptionalExtension;
 use super::wire::{DocChanges, EnrollResponse, MAX_PUSH_BYTES, SyncRequest, SyncResponse};
 use crate::crdt::{DocId, DocKind};
 use crate::model::{Grid, GridCode, GridKind};
-use crate::store::Store;
+use crate::store::{Store, documents};
 use crate::{Error, Result};
 
 /// One round in flight: the request, and what it covers.
@@ -94,13 +94,10 @@ impl Store {
         for (doc, acked_heads) in acked {
             let Some(doc_id) = DocId::parse(&doc) else { continue };
             let (heads, last_chunk) = self.sync_point(&doc_id)?;
-            let acked_heads: Vec<ChangeHash> =
-                acked_heads.chunks(32).filter_map(|bytes| ChangeHash::try_from(bytes).ok()).collect();
+            let acked_heads = documents::decode_heads(&acked_heads);
             let mut sorted = heads.clone();
             sorted.sort();
-            let mut acked_sorted = acked_heads.clone();
-            acked_sorted.sort();
-            if sorted == acked_sorted {
+            if sorted == acked_heads {
                 continue;
             }
             let changes = self.own_changes_since(&doc_id, &acked_heads)?;

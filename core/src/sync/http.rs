@@ -292,8 +292,7 @@ impl SyncClient {
         let mut attempt = 1;
         loop {
             match self.post_once(path, token, body.clone()).await {
-                Err(Error::Transport { reason }) if attempt < self.max_attempts => {
-                    let _ = reason;
+                Err(Error::Transport { .. }) if attempt < self.max_attempts => {
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                     attempt += 1;
