@@ -113,14 +113,8 @@ impl Store {
             pushes.push(DocChanges { doc: doc.clone(), changes: changes.into_iter().map(Into::into).collect() });
             pushed.push((doc_id, heads, last_chunk));
         }
-        let received: Vec<String> = match self.meta("sync_received")? {
-            Some(json) => serde_json::from_str(&json).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        let reset: Vec<String> = match self.meta("sync_reset")? {
-            Some(json) => serde_json::from_str(&json).unwrap_or_default(),
-            None => Vec::new(),
-        };
+        let received = self.meta_list("sync_received")?;
+        let reset = self.meta_list("sync_reset")?;
         Ok(SyncRound { request: SyncRequest { cursor, pushes, pull_budget, received, reset }, pushed, more_to_push })
     }
 
@@ -176,17 +170,15 @@ impl Store {
         let error =
             if failures.is_empty() { String::new() } else { format!("documents not taken: {}", failures.join("; ")) };
         self.record_sync_error(&error)?;
-        let received = serde_json::to_string(&received).map_err(|error| Error::document("sync", error))?;
+        let received = list_json(&received);
         // The server has taken this round's resets (the response proves it read the request);
         // documents set aside while applying this response wait for the next round.
         let reset: Vec<String> = self
-            .meta("sync_reset")?
-            .and_then(|json| serde_json::from_str::<Vec<String>>(&json).ok())
-            .unwrap_or_default()
+            .meta_list("sync_reset")?
             .into_iter()
             .filter(|doc| !round.request.reset.contains(doc) || set_aside_now.contains(doc))
             .collect();
-        let reset = serde_json::to_string(&reset).map_err(|error| Error::document("sync", error))?;
+        let reset = list_json(&reset);
         self.set_meta(&[
             ("sync_reset", reset.as_str()),
             ("sync_received", received.as_str()),
@@ -203,15 +195,11 @@ impl Store {
     /// next round asks the server for it anew (`reset`).
     pub fn set_aside(&self, doc: &DocId) -> Result<()> {
         self.purge_document(doc)?;
-        let mut reset: Vec<String> = match self.meta("sync_reset")? {
-            Some(json) => serde_json::from_str(&json).unwrap_or_default(),
-            None => Vec::new(),
-        };
+        let mut reset = self.meta_list("sync_reset")?;
         if !reset.contains(&doc.to_string()) {
             reset.push(doc.to_string());
         }
-        let reset = serde_json::to_string(&reset).map_err(|error| Error::document("sync", error))?;
-        self.set_meta(&[("sync_reset", reset.as_str())])
+        self.set_meta(&[("sync_reset", list_json(&reset).as_str())])
     }
 }
 
@@ -257,4 +245,14 @@ impl Store {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get::<_, String>(0)).optional()
         })
     }
+
+    /// A list of document ids kept as JSON (`sync_received`, `sync_reset`); empty if unset.
+    fn meta_list(&self, key: &str) -> Result<Vec<String>> {
+        Ok(self.meta(key)?.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default())
+    }
+}
+
+/// A list of document ids as `meta_list` reads it back.
+fn list_json(docs: &[String]) -> String {
+    serde_json::Value::from(docs).to_string()
 }
