@@ -360,13 +360,16 @@ impl<S: Storage> Service<S> {
         };
         let worker = self.storage.worker(&person)?.ok_or(ServiceError::UnknownCode)?;
         let worker = self.with_jurisdiction(worker)?;
-        let sensitive = Role::from_code(&worker.role).is_some_and(Role::may_see_sensitive_data);
+        // The grids the device holds, and which with sensitive data: as its scopes say.
+        let scopes = readable_scopes(&worker);
         let mut grids = Vec::new();
-        if Role::from_code(&worker.role) != Some(Role::DepartmentHandler) {
-            for code in &worker.grids {
-                if let Some(grid) = self.storage.grid(code)? {
-                    grids.push(GridInfo { code: grid.code, name: grid.name, kind: grid.kind, sensitive });
-                }
+        for code in &worker.grids {
+            if !scopes.contains(&grid_scope(code, DocKind::Register)) {
+                continue;
+            }
+            if let Some(grid) = self.storage.grid(code)? {
+                let sensitive = scopes.contains(&grid_scope(code, DocKind::Sensitive));
+                grids.push(GridInfo { code: grid.code, name: grid.name, kind: grid.kind, sensitive });
             }
         }
         Ok(EnrollResponse {
