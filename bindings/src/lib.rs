@@ -5,7 +5,7 @@
 //! (`FieldStore`, sync, validators) is built by the bindings issue; this crate already
 //! builds as a cdylib so that the toolchain is exercised from the start.
 
-uniffi::setup_scaffolding!();
+uniffi::setup_scaffolding!("wangge");
 
 /// The version of the wangge core inside this library, e.g. `0.1.0`.
 #[uniffi::export]
