@@ -1,11 +1,29 @@
 //! wangge-ffi: the uniffi surface of wangge-core for Kotlin, Swift and Python.
 //!
-//! Thin by design: objects wrap core objects, records mirror core types, errors are
-//! mapped in one place. No SQL and no business rules live here. The full surface
-//! (`FieldStore`, sync, validators) is built by the bindings issue; this crate already
-//! builds as a cdylib so that the toolchain is exercised from the start.
+//! Thin by design: [`FieldStore`] wraps the core's `Store`; records mirror core types and
+//! convert with `From`/`TryFrom` (ids and dates as strings, checked on the way in); the
+//! core's code enums are exported as they are; one [`ApiError`] is mapped in one place. No
+//! SQL and no business rules live here.
+//!
+//! - `register.rs`: buildings, households, residents, organizations, components, conflicts.
+//! - `incidents.rs`: reports, the actions of the closed loop, timelines, queries.
+//! - `store.rs`: `FieldStore`, sync, and the listeners.
 
 uniffi::setup_scaffolding!("wangge");
+
+mod error;
+mod incidents;
+mod register;
+mod store;
+
+pub use error::ApiError;
+pub use incidents::*;
+pub use register::*;
+pub use store::*;
+
+use error::Result;
+use register::parse_date;
+use wangge_core::calendar::Calendar;
 
 /// The version of the wangge core inside this library, e.g. `0.1.0`.
 #[uniffi::export]
@@ -17,4 +35,92 @@ pub fn core_version() -> String {
 #[uniffi::export]
 pub fn store_schema_version() -> u32 {
     wangge_core::SCHEMA_VERSION
+}
+
+/// `start` plus `days` working days on China's official calendar (adjusted working
+/// weekends and holidays included), as `YYYY-MM-DD`. `start` itself does not count.
+#[uniffi::export]
+pub fn add_working_days(start: String, days: u32) -> Result<String> {
+    let start = parse_date("start", &start)?;
+    Ok(Calendar::china().add_working_days(start, days).value.to_string())
+}
+
+/// Whether `date` (`YYYY-MM-DD`) is a working day on China's official calendar.
+#[uniffi::export]
+pub fn is_working_day(date: String) -> Result<bool> {
+    Ok(Calendar::china().is_working_day(parse_date("date", &date)?).value)
+}
+
+/// What a valid resident ID number (居民身份证号码) says.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct IdNumberInfo {
+    /// 18 characters, a final `x` upper-cased.
+    pub normalized: String,
+    /// `YYYY-MM-DD`.
+    pub birth_date: String,
+    pub gender: Gender,
+    /// The 6-digit administrative division code of the first registration.
+    pub region_code: String,
+}
+
+/// Checks an ID number (length, region, birth date, check character); raises
+/// `InvalidInput` saying what is wrong.
+#[uniffi::export]
+pub fn validate_id_number(s: String) -> Result<IdNumberInfo> {
+    let id = wangge_core::model::IdNumber::parse(&s)?;
+    Ok(IdNumberInfo {
+        normalized: id.as_str().to_owned(),
+        birth_date: id.birth_date().to_string(),
+        gender: id.gender(),
+        region_code: id.region_code().to_owned(),
+    })
+}
+
+/// Checks a unified social credit code (统一社会信用代码) and returns it normalized;
+/// raises `InvalidInput` saying what is wrong.
+#[uniffi::export]
+pub fn validate_uscc(s: String) -> Result<String> {
+    Ok(wangge_core::model::Uscc::parse(&s)?.as_str().to_owned())
+}
+
+/// Checks a mainland phone number (mobile or fixed line) and returns it normalized.
+#[uniffi::export]
+pub fn validate_phone(s: String) -> Result<String> {
+    Ok(wangge_core::model::Phone::parse(&s)?.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn working_days_follow_the_official_calendar() {
+        // 2025-09-30 (Tue) + 1 working day: the National Day holiday runs to 10-08, and
+        // 10-11 (Sat) is an adjusted working day.
+        assert_eq!(add_working_days("2025-09-30".into(), 1).unwrap(), "2025-10-09");
+        assert!(is_working_day("2025-10-11".into()).unwrap());
+        assert!(!is_working_day("2025-10-01".into()).unwrap());
+        assert!(matches!(add_working_days("2025-13-01".into(), 1), Err(ApiError::InvalidInput { .. })));
+    }
+
+    #[test]
+    fn id_numbers_and_credit_codes_are_checked() {
+        let info = validate_id_number("11010519491231002x".into()).unwrap();
+        assert_eq!(info.normalized, "11010519491231002X");
+        assert_eq!(info.birth_date, "1949-12-31");
+        assert_eq!(info.gender, Gender::Female);
+        assert_eq!(info.region_code, "110105");
+        let error = validate_id_number("110105194912310021".into()).unwrap_err();
+        assert!(matches!(error, ApiError::InvalidInput { field: Some(ref field), .. } if field == "id_number"));
+        assert!(validate_uscc("91350100M000100Y43".into()).is_ok());
+        assert!(validate_uscc("91350100M000100Y44".into()).is_err());
+    }
+
+    #[test]
+    fn errors_keep_the_cores_message_without_personal_data() {
+        let error = validate_id_number("110105194912310021".into()).unwrap_err();
+        assert!(!error.to_string().contains("110105194912310021"));
+    }
 }

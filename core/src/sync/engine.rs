@@ -18,6 +18,8 @@ use rusqlite::OptionalExtension;
 
 use super::wire::{DocChanges, EnrollResponse, MAX_PUSH_BYTES, SyncRequest, SyncResponse};
 use crate::crdt::{DocId, DocKind};
+use crate::incident::Actor;
+use crate::incident::roles::{DepartmentCode, Role};
 use crate::model::{Grid, GridCode, GridKind};
 use crate::store::{Store, documents};
 use crate::{Error, Result};
@@ -34,7 +36,7 @@ pub struct SyncRound {
 }
 
 /// What a round did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SyncOutcome {
     pub n_pushed_docs: usize,
     pub n_pushed_changes: usize,
@@ -44,6 +46,8 @@ pub struct SyncOutcome {
     pub n_purged_docs: usize,
     /// Another page waits, or changes left over the push budget: sync again at once.
     pub more: bool,
+    /// Documents whose content changed here: pulled, or purged (screens showing them refresh).
+    pub changed_docs: Vec<String>,
 }
 
 impl Store {
@@ -67,6 +71,27 @@ impl Store {
     /// The bearer token from enrollment, if the device is enrolled.
     pub fn sync_token(&self) -> Result<Option<String>> {
         self.meta("sync_token")
+    }
+
+    /// Who the device works for, as the server said at enrollment; `None` before it (or
+    /// when the server named a role this version does not know).
+    pub fn enrolled_worker(&self) -> Result<Option<Actor>> {
+        let Some(json) = self.meta("sync_worker")? else { return Ok(None) };
+        let (person, role, department): (String, String, Option<String>) =
+            serde_json::from_str(&json).map_err(|error| Error::document("enrollment", error))?;
+        let Some(role) = Role::from_code(&role) else { return Ok(None) };
+        let department = department.map(|code| DepartmentCode::parse(&code)).transpose()?;
+        Ok(Some(Actor { person, role, department }))
+    }
+
+    /// Remembers the sync server's address (the host app's setting, or the enrollment QR).
+    pub fn set_sync_server(&self, url: &str) -> Result<()> {
+        self.set_meta(&[("sync_server", url)])
+    }
+
+    /// The sync server's address, if one was set.
+    pub fn sync_server(&self) -> Result<Option<String>> {
+        self.meta("sync_server")
     }
 
     /// Starts a round: flushes pending captures, then gathers each document's changes
@@ -128,6 +153,7 @@ impl Store {
             if let Some(doc_id) = DocId::parse(doc) {
                 self.purge_document(&doc_id)?;
                 outcome.n_purged_docs += 1;
+                outcome.changed_docs.push(doc.clone());
             }
             received.push(doc.clone());
         }
@@ -150,6 +176,7 @@ impl Store {
                 Ok(n_bytes) => {
                     outcome.n_pulled_bytes += n_bytes;
                     outcome.n_pulled_docs += 1;
+                    outcome.changed_docs.push(pull.doc.clone());
                     if is_snapshot {
                         received.push(pull.doc.clone());
                     }

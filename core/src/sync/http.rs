@@ -52,6 +52,9 @@ pub struct BlobUploads {
 /// Receives progress while a sync runs (a screen's progress bar).
 pub trait SyncListener: Send + Sync {
     fn on_progress(&self, progress: SyncProgress);
+
+    /// After each page, the documents whose content it changed (pulled or purged).
+    fn on_documents_changed(&self, _docs: &[String]) {}
 }
 
 /// Talks to one sync server.
@@ -149,6 +152,9 @@ impl SyncClient {
             progress.docs_pulled += outcome.n_pulled_docs as u64;
             progress.changes_pushed += outcome.n_pushed_changes as u64;
             if let Some(listener) = listener {
+                if !outcome.changed_docs.is_empty() {
+                    listener.on_documents_changed(&outcome.changed_docs);
+                }
                 listener.on_progress(progress);
             }
             if !outcome.more {

@@ -1,0 +1,598 @@
+//! `FieldStore`: the device's store as one object — captures, queries, conflicts,
+//! incidents, photos, enrollment and sync — and the listeners screens use to refresh.
+//!
+//! Every method but `enroll`, `sync` and `download_blob` works on the local SQLite file
+//! only and returns in milliseconds; those three are async and the only ones that touch
+//! the network.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use wangge_core::Store;
+use wangge_core::blobs::{BlobHash, BlobStore};
+use wangge_core::crdt::{DocId, DocKind};
+use wangge_core::incident::Actor;
+use wangge_core::model::{self as model, GridCode};
+use wangge_core::sync::http::{SyncClient, SyncListener};
+
+use crate::error::{ApiError, Result, invalid};
+use crate::incidents::*;
+use crate::register::*;
+
+/// The blob store's default size on the device (photos; tracks later): older blobs already
+/// on the server are dropped beyond it, never ones still waiting to upload.
+pub const DEFAULT_BLOB_STORE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The store of one device. Open it once per file and share it; every method is safe to
+/// call from any thread.
+#[derive(Debug, uniffi::Object)]
+pub struct FieldStore {
+    inner: Arc<Store>,
+    blobs: BlobStore,
+    /// The worker given at open; replaced by the server's word once enrolled.
+    worker: Mutex<Option<Actor>>,
+    listeners: Arc<Listeners>,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl FieldStore {
+    /// Opens (or creates) the store at `path`, a file in the app's private storage; photos
+    /// go to a directory beside it. `worker` is who works on this device until enrollment
+    /// names them (pass `None` for a device that will enroll before any capture).
+    #[uniffi::constructor]
+    pub fn open(path: String, worker: Option<Worker>) -> Result<Arc<FieldStore>> {
+        wangge_core::sync::http::install_crypto_provider();
+        let worker = worker.map(Actor::try_from).transpose()?;
+        let store = Store::open(&path)?;
+        let blobs = BlobStore::beside(&store, DEFAULT_BLOB_STORE_BYTES)?;
+        Ok(Arc::new(FieldStore {
+            inner: Arc::new(store),
+            blobs,
+            worker: Mutex::new(worker),
+            listeners: Arc::new(Listeners::default()),
+        }))
+    }
+
+    /// The device's automerge actor id (hex): every change it makes carries it.
+    pub fn device_actor(&self) -> String {
+        self.inner.device_actor()
+    }
+
+    /// Who works on this device: the enrolled worker, else the one given at open.
+    pub fn worker(&self) -> Result<Option<Worker>> {
+        Ok(self.actor().ok().map(Into::into))
+    }
+
+    // ---- grids ----
+
+    /// The grids on this device (enrollment adds them).
+    pub fn grids(&self) -> Result<Vec<Grid>> {
+        Ok(self.inner.grids()?.into_iter().map(Into::into).collect())
+    }
+
+    /// Adds a grid by hand (a device working without a server; enrollment does this
+    /// otherwise). `with_sensitive`: whether this device holds its sensitive data.
+    pub fn add_grid(&self, code: String, name: String, kind: GridKind, with_sensitive: bool) -> Result<()> {
+        let grid = model::Grid::new(self.grid_code(&code)?, &name, kind)?;
+        self.inner.add_grid(&grid, with_sensitive)?;
+        self.changed_locally(vec![code], Vec::new());
+        Ok(())
+    }
+
+    // ---- captures ----
+
+    pub fn add_building(&self, grid: String, building: NewBuilding) -> Result<String> {
+        let id = self.inner.add_building(&self.grid_code(&grid)?, building.try_into()?)?;
+        self.changed_locally(vec![grid], vec![RecordRef::Building { id: id.to_string() }]);
+        Ok(id.to_string())
+    }
+
+    pub fn update_building(&self, id: String, patch: BuildingPatch) -> Result<()> {
+        self.inner.update_building(model::BuildingId::parse(&id)?, patch.try_into()?)?;
+        self.changed_locally(Vec::new(), vec![RecordRef::Building { id }]);
+        Ok(())
+    }
+
+    pub fn add_household(&self, grid: String, household: NewHousehold) -> Result<String> {
+        let id = self.inner.add_household(&self.grid_code(&grid)?, household.try_into()?)?;
+        self.changed_locally(vec![grid], vec![RecordRef::Household { id: id.to_string() }]);
+        Ok(id.to_string())
+    }
+
+    pub fn update_household(&self, id: String, patch: HouseholdPatch) -> Result<()> {
+        self.inner.update_household(model::HouseholdId::parse(&id)?, patch.try_into()?)?;
+        self.changed_locally(Vec::new(), vec![RecordRef::Household { id }]);
+        Ok(())
+    }
+
+    /// Adds a resident; an ID number is validated and sets gender and birth date.
+    pub fn add_resident(&self, grid: String, resident: NewResident) -> Result<String> {
+        let id = self.inner.add_resident(&self.grid_code(&grid)?, resident.try_into()?)?;
+        self.changed_locally(vec![grid], vec![RecordRef::Resident { id: id.to_string() }]);
+        Ok(id.to_string())
+    }
+
+    pub fn update_resident(&self, id: String, patch: ResidentPatch) -> Result<()> {
+        self.inner.update_resident(model::ResidentId::parse(&id)?, patch.try_into()?)?;
+        self.changed_locally(Vec::new(), vec![RecordRef::Resident { id }]);
+        Ok(())
+    }
+
+    pub fn add_organization(&self, grid: String, organization: NewOrganization) -> Result<String> {
+        let id = self.inner.add_organization(&self.grid_code(&grid)?, organization.try_into()?)?;
+        self.changed_locally(vec![grid], vec![RecordRef::Organization { id: id.to_string() }]);
+        Ok(id.to_string())
+    }
+
+    pub fn update_organization(&self, id: String, patch: OrganizationPatch) -> Result<()> {
+        self.inner.update_organization(model::OrganizationId::parse(&id)?, patch.try_into()?)?;
+        self.changed_locally(Vec::new(), vec![RecordRef::Organization { id }]);
+        Ok(())
+    }
+
+    pub fn add_component(&self, grid: String, component: NewComponent) -> Result<String> {
+        let id = self.inner.add_component(&self.grid_code(&grid)?, component.try_into()?)?;
+        self.changed_locally(vec![grid], vec![RecordRef::Component { id: id.to_string() }]);
+        Ok(id.to_string())
+    }
+
+    pub fn update_component(&self, id: String, patch: ComponentPatch) -> Result<()> {
+        self.inner.update_component(model::ComponentId::parse(&id)?, patch.try_into()?)?;
+        self.changed_locally(Vec::new(), vec![RecordRef::Component { id }]);
+        Ok(())
+    }
+
+    /// Archives a record (moved out, deceased, demolished, closed): it leaves the active
+    /// register and keeps its history.
+    pub fn archive(&self, reason: ArchiveReason) -> Result<()> {
+        let archive = model::Archive::try_from(reason)?;
+        let record = match archive {
+            model::Archive::Resident(id, _) => RecordRef::Resident { id: id.to_string() },
+            model::Archive::Household(id, _) => RecordRef::Household { id: id.to_string() },
+            model::Archive::Building(id, _) => RecordRef::Building { id: id.to_string() },
+            model::Archive::Organization(id, _) => RecordRef::Organization { id: id.to_string() },
+        };
+        self.inner.archive(archive)?;
+        self.changed_locally(Vec::new(), vec![record]);
+        Ok(())
+    }
+
+    /// Erases a record entered by mistake, on every replica.
+    pub fn erase(&self, record: RecordRef) -> Result<()> {
+        self.inner.erase(record.clone().try_into()?)?;
+        self.changed_locally(Vec::new(), vec![record]);
+        Ok(())
+    }
+
+    // ---- queries ----
+
+    pub fn building(&self, id: String) -> Result<Building> {
+        Ok(self.inner.building(model::BuildingId::parse(&id)?)?.into())
+    }
+
+    pub fn household(&self, id: String) -> Result<Household> {
+        Ok(self.inner.household(model::HouseholdId::parse(&id)?)?.into())
+    }
+
+    pub fn resident(&self, id: String) -> Result<Resident> {
+        Ok(self.inner.resident(model::ResidentId::parse(&id)?)?.into())
+    }
+
+    pub fn organization(&self, id: String) -> Result<Organization> {
+        Ok(self.inner.organization(model::OrganizationId::parse(&id)?)?.into())
+    }
+
+    pub fn component(&self, id: String) -> Result<Component> {
+        Ok(self.inner.component(model::ComponentId::parse(&id)?)?.into())
+    }
+
+    pub fn list_buildings(&self, grid: String) -> Result<Vec<Building>> {
+        Ok(self.inner.list_buildings(&self.grid_code(&grid)?)?.into_iter().map(Into::into).collect())
+    }
+
+    /// The household list of a grid, with each household's head and size.
+    pub fn list_households(&self, grid: String) -> Result<Vec<HouseholdSummary>> {
+        Ok(self.inner.list_households(&self.grid_code(&grid)?)?.into_iter().map(Into::into).collect())
+    }
+
+    pub fn residents_of_household(&self, household: String) -> Result<Vec<Resident>> {
+        let household = model::HouseholdId::parse(&household)?;
+        Ok(self.inner.residents_of_household(household)?.into_iter().map(Into::into).collect())
+    }
+
+    pub fn list_organizations(&self, grid: String) -> Result<Vec<Organization>> {
+        Ok(self.inner.list_organizations(&self.grid_code(&grid)?)?.into_iter().map(Into::into).collect())
+    }
+
+    pub fn list_components(&self, grid: String) -> Result<Vec<Component>> {
+        Ok(self.inner.list_components(&self.grid_code(&grid)?)?.into_iter().map(Into::into).collect())
+    }
+
+    /// Residents by a fragment of their name (2 characters or more), or by the last digits
+    /// (4 or more) of their phone or ID number, or by a whole phone or ID number.
+    pub fn search_residents(&self, query: String, limit: u32) -> Result<Vec<ResidentHit>> {
+        Ok(self.inner.search_residents(&query, limit as usize)?.into_iter().map(Into::into).collect())
+    }
+
+    // ---- conflicts ----
+
+    /// Fields of a record that two devices changed concurrently, with every value kept.
+    pub fn conflicts(&self, record: RecordRef) -> Result<Vec<FieldConflict>> {
+        Ok(self.inner.conflicts(record.try_into()?)?.into_iter().map(Into::into).collect())
+    }
+
+    /// Resolves a conflict with `value` (one of the kept values, or a new one).
+    pub fn resolve_conflict(&self, record: RecordRef, field: String, value: FieldValue) -> Result<()> {
+        self.inner.resolve_conflict(record.clone().try_into()?, &field, value.into_scalar())?;
+        self.changed_locally(Vec::new(), vec![record]);
+        Ok(())
+    }
+
+    // ---- incidents ----
+
+    /// The matter catalog's items a worker can pick (refused ones included, marked).
+    pub fn catalog_items(&self) -> Vec<CatalogItem> {
+        self.inner
+            .catalog()
+            .items()
+            .map(|item| CatalogItem {
+                code: item.code.clone(),
+                matter_class: item.class.code().to_owned(),
+                name: item.name.clone(),
+                admitted: item.admitted,
+                lead_department: item.lead_department().map(|code| code.as_str().to_owned()),
+            })
+            .collect()
+    }
+
+    /// Reports an incident as this device's worker (offline; it syncs later); its id.
+    pub fn report_incident(&self, incident: NewIncident) -> Result<String> {
+        let grid = self.grid_code(&incident.grid)?;
+        let id = self.inner.report_incident(to_core_incident(incident, grid)?, self.actor()?)?;
+        self.changed_incident(id.to_string());
+        Ok(id.to_string())
+    }
+
+    /// Takes an action on an incident as this device's worker. An action that does not
+    /// apply is kept in the timeline with the reason (the outcome says so).
+    pub fn act(&self, incident: String, action: IncidentAction) -> Result<ActionOutcome> {
+        let id = model::IncidentId::parse(&incident)?;
+        let mark = self.inner.act(id, self.actor()?, action.try_into()?)?;
+        self.changed_incident(incident);
+        Ok(mark.into())
+    }
+
+    pub fn incident(&self, id: String) -> Result<IncidentSummary> {
+        Ok(self.inner.incident(model::IncidentId::parse(&id)?, now())?.into())
+    }
+
+    /// The report's fields as (name, value) pairs, in order.
+    pub fn incident_report(&self, id: String) -> Result<Vec<ReportField>> {
+        let fields = self.inner.incident_report(model::IncidentId::parse(&id)?)?;
+        Ok(fields.into_iter().map(|(name, value)| ReportField { name, value }).collect())
+    }
+
+    pub fn incident_timeline(&self, id: String) -> Result<Vec<TimelineEntry>> {
+        Ok(self.inner.incident_timeline(model::IncidentId::parse(&id)?)?.into_iter().map(Into::into).collect())
+    }
+
+    /// Incidents a filter selects, newest first, with deadlines as of now.
+    pub fn incidents(&self, filter: IncidentFilter) -> Result<Vec<IncidentSummary>> {
+        let filter = to_core_filter(filter, |grid| self.grid_code(grid))?;
+        Ok(self.inner.incidents(&filter, now())?.into_iter().map(Into::into).collect())
+    }
+
+    pub fn incident_stats(&self, filter: IncidentFilter) -> Result<IncidentStats> {
+        let filter = to_core_filter(filter, |grid| self.grid_code(grid))?;
+        Ok(self.inner.incident_stats(&filter, now())?.into())
+    }
+
+    // ---- photos ----
+
+    /// Stores a photo (or any attachment) on the device; its hash (`sha256:…`) goes into a
+    /// report or an action's evidence, and the next sync uploads it.
+    pub fn put_blob(&self, bytes: Vec<u8>) -> Result<String> {
+        Ok(self.blobs.put(&bytes)?.as_str().to_owned())
+    }
+
+    /// A blob on this device, or `None` (then `download_blob` fetches it).
+    pub fn get_blob(&self, hash: String) -> Result<Option<Vec<u8>>> {
+        Ok(self.blobs.get(&parse_blob_hash(&hash)?)?)
+    }
+
+    /// Fetches a blob from the server (resumable; verified against its hash).
+    pub async fn download_blob(&self, hash: String) -> Result<Vec<u8>> {
+        let hash = parse_blob_hash(&hash)?;
+        Ok(self.client()?.download_blob(&self.inner, &self.blobs, &hash).await?)
+    }
+
+    // ---- enrollment and sync ----
+
+    /// Enrolls this device with the code the operator issued (the QR payload): the server
+    /// names the worker and the grids, which are added. Remembers the server's address.
+    pub async fn enroll(&self, server_url: String, code: String, device_name: String) -> Result<Worker> {
+        let client = SyncClient::new(&server_url)?;
+        client.enroll(&self.inner, &code, &device_name).await?;
+        self.inner.set_sync_server(&server_url)?;
+        let worker = self.inner.enrolled_worker()?.ok_or_else(|| ApiError::Refused {
+            status: 200,
+            code: "unknown_role".into(),
+            message: "the server named a role this version does not know: update the app".into(),
+        })?;
+        *self.worker.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        self.listeners.notify(&StoreChange { source: ChangeSource::Sync, ..self.everything_changed()? });
+        Ok(worker.into())
+    }
+
+    /// Syncs with the server: pushes what it has not acknowledged, pulls what this device
+    /// may see (page by page), then uploads photos waiting. Progress goes to `listener`;
+    /// change listeners hear of every document that changed.
+    pub async fn sync(&self, listener: Option<Arc<dyn SyncProgressListener>>) -> Result<SyncReport> {
+        let client = self.client()?;
+        let bridge = SyncBridge { progress: listener, listeners: Arc::clone(&self.listeners) };
+        let progress = client.sync(&self.inner, Some(&bridge)).await?;
+        let uploads = client.upload_pending_blobs(&self.inner, &self.blobs).await?;
+        Ok(SyncReport {
+            pages: progress.pages,
+            bytes_sent: progress.bytes_sent + uploads.bytes_sent,
+            bytes_received: progress.bytes_received,
+            docs_pulled: progress.docs_pulled,
+            changes_pushed: progress.changes_pushed,
+            blobs_uploaded: uploads.n_blobs as u64,
+        })
+    }
+
+    /// Where sync stands (a status line): pending changes, last success, last error.
+    pub fn sync_status(&self) -> Result<SyncStatus> {
+        let status = self.inner.sync_status()?;
+        Ok(SyncStatus {
+            enrolled: status.enrolled,
+            server_url: self.inner.sync_server()?,
+            pending_changes: status.pending_changes,
+            pending_blobs: self.blobs.pending_uploads()?.len() as u64,
+            last_success_ms: status.last_success_ms,
+            last_error: status.last_error,
+        })
+    }
+
+    /// Registers a listener for changes of the store (captures here, and what a sync
+    /// brought). It is called until the returned subscription is dropped or cancelled.
+    pub fn subscribe(&self, listener: Arc<dyn ChangeListener>) -> Arc<Subscription> {
+        let id = self.listeners.add(listener);
+        Arc::new(Subscription { listeners: Arc::downgrade(&self.listeners), id })
+    }
+}
+
+impl FieldStore {
+    fn grid_code(&self, code: &str) -> Result<GridCode> {
+        Ok(GridCode::parse(code, self.inner.code_format())?)
+    }
+
+    fn actor(&self) -> Result<Actor> {
+        if let Some(worker) = self.inner.enrolled_worker()? {
+            return Ok(worker);
+        }
+        self.worker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .ok_or_else(|| invalid("worker", "no worker on this device: enroll it, or open the store with a worker"))
+    }
+
+    fn client(&self) -> Result<SyncClient> {
+        let url = self.inner.sync_server()?.ok_or(wangge_core::Error::NotEnrolled)?;
+        Ok(SyncClient::new(&url)?)
+    }
+
+    fn changed_locally(&self, grids: Vec<String>, records: Vec<RecordRef>) {
+        self.listeners.notify(&StoreChange {
+            source: ChangeSource::Local,
+            grids,
+            incidents: Vec::new(),
+            records,
+            reference: false,
+        });
+    }
+
+    fn changed_incident(&self, incident: String) {
+        self.listeners.notify(&StoreChange {
+            source: ChangeSource::Local,
+            grids: Vec::new(),
+            incidents: vec![incident],
+            records: Vec::new(),
+            reference: false,
+        });
+    }
+
+    fn everything_changed(&self) -> Result<StoreChange> {
+        Ok(StoreChange {
+            source: ChangeSource::Local,
+            grids: self.inner.grids()?.into_iter().map(|grid| grid.code.to_string()).collect(),
+            incidents: Vec::new(),
+            records: Vec::new(),
+            reference: true,
+        })
+    }
+}
+
+fn parse_blob_hash(hash: &str) -> Result<BlobHash> {
+    BlobHash::parse(hash).map_err(|error| invalid("hash", error))
+}
+
+/// A field of an incident's report.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ReportField {
+    pub name: String,
+    pub value: String,
+}
+
+/// Progress of a sync, after each page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct SyncProgress {
+    pub pages: u32,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub docs_pulled: u64,
+    pub changes_pushed: u64,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct SyncReport {
+    pub pages: u32,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub docs_pulled: u64,
+    pub changes_pushed: u64,
+    pub blobs_uploaded: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncStatus {
+    pub enrolled: bool,
+    pub server_url: Option<String>,
+    /// Changes made here that the server has not acknowledged.
+    pub pending_changes: u64,
+    /// Photos waiting to upload.
+    pub pending_blobs: u64,
+    pub last_success_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// Receives progress while a sync runs (a progress bar).
+#[uniffi::export(with_foreign)]
+pub trait SyncProgressListener: Send + Sync {
+    fn on_progress(&self, progress: SyncProgress);
+}
+
+/// Where a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ChangeSource {
+    /// A capture or action on this device.
+    Local,
+    /// A sync (or enrollment) brought it.
+    Sync,
+}
+
+/// What changed: a screen refreshes when it shows one of these grids, incidents or records.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct StoreChange {
+    pub source: ChangeSource,
+    /// Grids whose register or sensitive data changed (any record of them).
+    pub grids: Vec<String>,
+    pub incidents: Vec<String>,
+    /// The records a local change touched (empty after a sync: see `grids`).
+    pub records: Vec<RecordRef>,
+    /// The reference data (catalog, calendar, grid metadata) changed.
+    pub reference: bool,
+}
+
+/// Hears of changes to the store; called on the thread that made them (the caller's for
+/// local changes, the sync's for pulled ones): hop to the UI thread before touching views.
+#[uniffi::export(with_foreign)]
+pub trait ChangeListener: Send + Sync {
+    fn on_change(&self, change: StoreChange);
+}
+
+/// A change listener's registration: it ends when this is dropped (or `cancel`led).
+#[derive(Debug, uniffi::Object)]
+pub struct Subscription {
+    listeners: Weak<Listeners>,
+    id: u64,
+}
+
+#[uniffi::export]
+impl Subscription {
+    /// Stops the listener now (dropping the subscription does the same).
+    pub fn cancel(&self) {
+        if let Some(listeners) = self.listeners.upgrade() {
+            listeners.remove(self.id);
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+#[derive(Default)]
+struct Listeners {
+    next_id: Mutex<u64>,
+    registered: Mutex<Vec<(u64, Arc<dyn ChangeListener>)>>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Listeners({})", self.registered.lock().map(|r| r.len()).unwrap_or_default())
+    }
+}
+
+impl Listeners {
+    fn add(&self, listener: Arc<dyn ChangeListener>) -> u64 {
+        let mut next = self.next_id.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *next += 1;
+        self.registered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((*next, listener));
+        *next
+    }
+
+    fn remove(&self, id: u64) {
+        self.registered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).retain(|(each, _)| *each != id);
+    }
+
+    /// Calls every listener, outside the lock (a listener may subscribe or cancel).
+    fn notify(&self, change: &StoreChange) {
+        let listeners: Vec<_> = self
+            .registered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|(_, listener)| Arc::clone(listener))
+            .collect();
+        for listener in listeners {
+            listener.on_change(change.clone());
+        }
+    }
+}
+
+/// The core's sync listener, forwarding to the app's progress listener and change listeners.
+struct SyncBridge {
+    progress: Option<Arc<dyn SyncProgressListener>>,
+    listeners: Arc<Listeners>,
+}
+
+impl SyncListener for SyncBridge {
+    fn on_progress(&self, progress: wangge_core::sync::http::SyncProgress) {
+        if let Some(listener) = &self.progress {
+            listener.on_progress(SyncProgress {
+                pages: progress.pages,
+                bytes_sent: progress.bytes_sent,
+                bytes_received: progress.bytes_received,
+                docs_pulled: progress.docs_pulled,
+                changes_pushed: progress.changes_pushed,
+            });
+        }
+    }
+
+    fn on_documents_changed(&self, docs: &[String]) {
+        let mut change = StoreChange {
+            source: ChangeSource::Sync,
+            grids: Vec::new(),
+            incidents: Vec::new(),
+            records: Vec::new(),
+            reference: false,
+        };
+        for doc in docs.iter().filter_map(|doc| DocId::parse(doc)) {
+            match doc.kind {
+                DocKind::Register | DocKind::Sensitive => {
+                    if !change.grids.contains(&doc.key) {
+                        change.grids.push(doc.key);
+                    }
+                }
+                DocKind::Incident => change.incidents.push(doc.key),
+                DocKind::Reference => change.reference = true,
+            }
+        }
+        self.listeners.notify(&change);
+    }
+}
