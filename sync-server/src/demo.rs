@@ -92,7 +92,12 @@ async fn run_city(dir: &Path) -> DemoResult<()> {
     let extra = [
         ("p-01", "part_time_worker", None, vec![grid_strings[0].clone()]),
         ("l-01", "grid_leader", None, grid_strings[..2].to_vec()),
-        ("z-01", "professional_worker", None, vec![grid_strings[0].clone(), grid_strings[2].clone()]),
+        (
+            "z-01",
+            "professional_worker",
+            Some("urban_management".to_owned()),
+            vec![grid_strings[0].clone(), grid_strings[2].clone()],
+        ),
         // Centers are given their area: every grid within it.
         ("c-01", "center_staff_township", None, vec!["440703001".to_owned()]),
         ("c-02", "center_staff_county", None, vec!["440703".to_owned()]),

@@ -12,7 +12,7 @@ use wangge_core::blobs::BlobHash;
 use wangge_core::crdt::{DocId, DocKind, check_layout, genesis};
 use wangge_core::incident::catalog::Catalog;
 use wangge_core::incident::doc as incident_doc;
-use wangge_core::incident::roles::Role;
+use wangge_core::incident::roles::{DepartmentCode, Role};
 use wangge_core::incident::{Action, ActionKind, derive};
 use wangge_core::model::{GridCode, IncidentId};
 use wangge_core::reference;
@@ -305,20 +305,68 @@ impl<S: Storage> Service<S> {
     }
 
     pub fn create_worker(&self, worker: &Worker) -> Result<()> {
+        let refuse = |message: String| Err(ServiceError::Malformed(message));
+        let person = &worker.person;
+        if person.is_empty()
+            || person.chars().count() > 64
+            || person.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return refuse("a person id is 1 to 64 characters without spaces (an id, not a name)".into());
+        }
         let Some(role) = Role::from_code(&worker.role) else {
-            return Err(ServiceError::Malformed(format!("unknown role {}", worker.role)));
+            return refuse(format!("unknown role {}", worker.role));
         };
+        let needs_department = matches!(role, Role::DepartmentHandler | Role::ProfessionalWorker);
+        match (&worker.department, needs_department) {
+            (None, true) => return refuse(format!("a {} needs a department", role.code())),
+            (Some(_), false) => return refuse(format!("a {} has no department", role.code())),
+            (Some(code), true) => {
+                let code = DepartmentCode::parse(code).map_err(|error| ServiceError::Malformed(error.to_string()))?;
+                if self.published_catalog()?.department(code.as_str()).is_none() {
+                    return refuse(format!("unknown department {code}: not in the published catalog"));
+                }
+            }
+            (None, false) => {}
+        }
+        if role == Role::DepartmentHandler && !worker.grids.is_empty() {
+            return refuse("a department handler is given no grids: it reads its department's incidents".into());
+        }
+        if role.is_grid_worker() && worker.grids.is_empty() {
+            return refuse(format!("a {} needs a grid", role.code()));
+        }
+        if role.is_grid_worker() && !role.may_cover_several_grids() && worker.grids.len() > 1 {
+            return refuse(format!(
+                "a {} works in one grid; only grid leaders and professional workers cover several",
+                role.code()
+            ));
+        }
         for grid in &worker.grids {
             let known = if role.is_center() {
-                !self.storage.grids_within(grid)?.is_empty()
+                // An area: a county's 6 digits, a township's 9, a community's 12, or a grid.
+                grid.len() >= 6
+                    && grid.bytes().all(|b| b.is_ascii_digit())
+                    && !self.storage.grids_within(grid)?.is_empty()
             } else {
                 self.storage.grid(grid)?.is_some()
             };
             if !known {
-                return Err(ServiceError::Malformed(format!("unknown grid or area {grid}: create its grids first")));
+                return refuse(format!("unknown grid or area {grid}: create its grids first"));
             }
         }
         Ok(self.storage.create_worker(worker)?)
+    }
+
+    /// The matter catalog devices have now (the built-in one until an operator publishes one).
+    fn published_catalog(&self) -> Result<Catalog> {
+        let id = reference::doc_id().to_string();
+        let catalog = match self.storage.snapshot(&id)? {
+            Some(snapshot) => AutoCommit::load(&snapshot)
+                .ok()
+                .and_then(|doc| reference::read(&doc).ok())
+                .and_then(|reference| reference.catalog),
+            None => None,
+        };
+        Ok(catalog.unwrap_or_else(Catalog::default_catalog))
     }
 
     /// A one-time enrollment code for a worker's new device (the QR payload).
@@ -775,6 +823,50 @@ fn check_actions(doc: &AutoCommit, before: &[Option<Action>], worker: &Worker) -
 mod tests {
     use super::*;
     use wangge_core::sync::wire::{DEFAULT_PULL_BUDGET, MAX_BODY_BYTES, MAX_PULL_BUDGET};
+
+    #[test]
+    fn workers_are_refused_with_the_reason_when_role_department_or_grids_do_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Service::new(crate::SqliteStorage::open(&dir.path().join("server.db")).unwrap());
+        let one = GridCode::parse_default("440703001001001").unwrap();
+        let two = GridCode::parse_default("440703001001002").unwrap();
+        service.create_grid(&one, "第1网格", "community").unwrap();
+        service.create_grid(&two, "第2网格", "community").unwrap();
+        let worker = |person: &str, role: &str, department: Option<&str>, grids: &[&str]| Worker {
+            person: person.into(),
+            role: role.into(),
+            department: department.map(str::to_owned),
+            grids: grids.iter().map(|grid| (*grid).to_owned()).collect(),
+        };
+        let refused = |worker: Worker| match service.create_worker(&worker) {
+            Err(ServiceError::Malformed(message)) => message,
+            other => panic!("{} was not refused: {other:?}", worker.person),
+        };
+        let (g1, g2) = (one.as_str(), two.as_str());
+        assert!(refused(worker("", "full_time_worker", None, &[g1])).contains("person id"));
+        assert!(refused(worker("张 三", "full_time_worker", None, &[g1])).contains("person id"));
+        assert!(refused(worker("w1", "mayor", None, &[g1])).contains("unknown role"));
+        assert!(refused(worker("h1", "department_handler", None, &[])).contains("needs a department"));
+        assert!(refused(worker("h1", "department_handler", Some("no such"), &[])).contains("department"));
+        assert!(
+            refused(worker("h1", "department_handler", Some("tourism_board"), &[])).contains("not in the published")
+        );
+        assert!(refused(worker("h1", "department_handler", Some("urban_management"), &[g1])).contains("no grids"));
+        assert!(
+            refused(worker("w1", "full_time_worker", Some("urban_management"), &[g1])).contains("has no department")
+        );
+        assert!(refused(worker("w1", "full_time_worker", None, &[])).contains("needs a grid"));
+        assert!(refused(worker("w1", "full_time_worker", None, &[g1, g2])).contains("one grid"));
+        assert!(refused(worker("c1", "center_staff_county", None, &["44"])).contains("unknown grid or area"));
+        assert!(refused(worker("w1", "full_time_worker", None, &["440703001001009"])).contains("unknown grid"));
+
+        // What fits is taken.
+        service.create_worker(&worker("h1", "department_handler", Some("urban_management"), &[])).unwrap();
+        service.create_worker(&worker("l1", "grid_leader", None, &[g1, g2])).unwrap();
+        service.create_worker(&worker("z1", "professional_worker", Some("urban_management"), &[g1, g2])).unwrap();
+        service.create_worker(&worker("c1", "center_staff_county", None, &["440703"])).unwrap();
+        assert!(service.storage().worker("l1").unwrap().is_some());
+    }
 
     #[test]
     fn a_page_budget_is_the_default_when_unset_and_capped_below_the_body_limit() {
