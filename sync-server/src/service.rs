@@ -821,6 +821,8 @@ fn check_actions(doc: &AutoCommit, before: &[Option<Action>], worker: &Worker) -
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
     use super::*;
     use wangge_core::sync::wire::{DEFAULT_PULL_BUDGET, MAX_BODY_BYTES, MAX_PULL_BUDGET};
 
