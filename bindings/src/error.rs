@@ -10,37 +10,37 @@ use wangge_core::Error;
 pub enum ApiError {
     /// The input is not valid (a field, a code, an ID number, a date): show the message
     /// next to the field and let the worker correct it.
-    #[error("{message}")]
-    InvalidInput { field: Option<String>, message: String },
+    #[error("{reason}")]
+    InvalidInput { field: Option<String>, reason: String },
     /// The record, incident, grid or blob is not on this device.
-    #[error("{message}")]
-    NotFound { message: String },
+    #[error("{reason}")]
+    NotFound { reason: String },
     /// This device or role may not do that (sensitive data of a grid it does not hold).
-    #[error("{message}")]
-    NotAllowed { message: String },
+    #[error("{reason}")]
+    NotAllowed { reason: String },
     /// Sync needs enrollment first: ask the worker for the enrollment code.
-    #[error("{message}")]
-    NotEnrolled { message: String },
+    #[error("{reason}")]
+    NotEnrolled { reason: String },
     /// The operator revoked this device: export what is unsynced, then wipe.
-    #[error("{message}")]
-    Revoked { message: String },
+    #[error("{reason}")]
+    Revoked { reason: String },
     /// The server could not be reached or timed out: try again later; nothing was lost.
-    #[error("{message}")]
-    Network { message: String },
+    #[error("{reason}")]
+    Network { reason: String },
     /// The server refused the request (`status` and the protocol's error `code`).
-    #[error("{message}")]
-    Refused { status: u16, code: String, message: String },
+    #[error("{reason}")]
+    Refused { status: u16, code: String, reason: String },
     /// The store cannot be used as it is: written by a newer app version, corrupt (moved
     /// aside), already open, or a file or database error.
-    #[error("{message}")]
-    Storage { message: String },
+    #[error("{reason}")]
+    Storage { reason: String },
 }
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        let message = error.to_string();
+        let reason = error.to_string();
         match error {
-            Error::Invalid(invalid) => ApiError::InvalidInput { field: Some(invalid.field.to_owned()), message },
+            Error::Invalid(invalid) => ApiError::InvalidInput { field: Some(invalid.field.to_owned()), reason },
             Error::Calendar(_)
             | Error::Catalog(_)
             | Error::UnknownCatalogItem { .. }
@@ -49,23 +49,23 @@ impl From<Error> for ApiError {
             | Error::StillReferenced { .. }
             | Error::AlreadyExists { .. }
             | Error::BlobTooLarge { .. }
-            | Error::BlobMismatch { .. } => ApiError::InvalidInput { field: None, message },
+            | Error::BlobMismatch { .. } => ApiError::InvalidInput { field: None, reason },
             Error::UnknownIncident { .. }
             | Error::NotFound { .. }
             | Error::UnknownGrid { .. }
-            | Error::UnknownBlob { .. } => ApiError::NotFound { message },
-            Error::NoSensitiveAccess { .. } => ApiError::NotAllowed { message },
-            Error::NotEnrolled => ApiError::NotEnrolled { message },
-            Error::Revoked => ApiError::Revoked { message },
-            Error::Transport { .. } => ApiError::Network { message },
-            Error::Refused { status, code, .. } => ApiError::Refused { status, code, message },
+            | Error::UnknownBlob { .. } => ApiError::NotFound { reason },
+            Error::NoSensitiveAccess { .. } => ApiError::NotAllowed { reason },
+            Error::NotEnrolled => ApiError::NotEnrolled { reason },
+            Error::Revoked => ApiError::Revoked { reason },
+            Error::Transport { .. } => ApiError::Network { reason },
+            Error::Refused { status, code, .. } => ApiError::Refused { status, code, reason },
             Error::IncompatibleVersion { .. }
             | Error::Corrupt { .. }
             | Error::AlreadyOpen
             | Error::Document { .. }
             | Error::StoredValue { .. }
             | Error::Sql(_)
-            | Error::Io(_) => ApiError::Storage { message },
+            | Error::Io(_) => ApiError::Storage { reason },
         }
     }
 }
@@ -78,7 +78,7 @@ impl From<wangge_core::model::InvalidField> for ApiError {
 
 /// An input the bindings parse themselves (a date, a code) was not valid.
 pub(crate) fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
-    ApiError::InvalidInput { field: Some(field.to_owned()), message: format!("{field}: {message}") }
+    ApiError::InvalidInput { field: Some(field.to_owned()), reason: format!("{field}: {message}") }
 }
 
 pub(crate) type Result<T> = std::result::Result<T, ApiError>;

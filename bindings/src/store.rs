@@ -316,7 +316,7 @@ impl FieldStore {
         let worker = self.inner.enrolled_worker()?.ok_or_else(|| ApiError::Refused {
             status: 200,
             code: "unknown_role".into(),
-            message: "the server named a role this version does not know: update the app".into(),
+            reason: "the server named a role this version does not know: update the app".into(),
         })?;
         *self.worker.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
         self.listeners.notify(&StoreChange { source: ChangeSource::Sync, ..self.everything_changed()? });
