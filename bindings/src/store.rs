@@ -346,6 +346,7 @@ impl FieldStore {
         let status = self.inner.sync_status()?;
         Ok(SyncStatus {
             enrolled: status.enrolled,
+            device_id: self.inner.device_id()?,
             server_url: self.inner.sync_server()?,
             pending_changes: status.pending_changes,
             pending_blobs: self.blobs.pending_uploads()?.len() as u64,
@@ -449,6 +450,8 @@ pub struct SyncReport {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct SyncStatus {
     pub enrolled: bool,
+    /// The id the server gave this device (what an operator names to revoke it).
+    pub device_id: Option<String>,
     pub server_url: Option<String>,
     /// Changes made here that the server has not acknowledged.
     pub pending_changes: u64,

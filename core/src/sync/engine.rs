@@ -84,6 +84,11 @@ impl Store {
         Ok(Some(Actor { person, role, department }))
     }
 
+    /// The id the server gave this device at enrollment (what an operator revokes).
+    pub fn device_id(&self) -> Result<Option<String>> {
+        self.meta("device_id")
+    }
+
     /// Remembers the sync server's address (the host app's setting, or the enrollment QR).
     pub fn set_sync_server(&self, url: &str) -> Result<()> {
         self.set_meta(&[("sync_server", url)])
