@@ -12,9 +12,10 @@
 //! bytes already on the device. After a sync, the app calls
 //! [`SyncClient::upload_pending_blobs`] for the photos the device took.
 //!
-//! TLS: certificates are checked by the platform verifier (`rustls-platform-verifier`). On
-//! Android the host app must initialise it from JNI before the first request (see the
-//! bindings' README).
+//! TLS: certificates are checked by the platform verifier (`rustls-platform-verifier`:
+//! the system's trust store on iOS, macOS, Windows and Linux). On Android, where that
+//! verifier needs a JNI initialisation from the app, they are checked against Mozilla's
+//! root certificates bundled in the library (`webpki-root-certs`): nothing to set up.
 
 use std::time::Duration;
 
@@ -71,11 +72,11 @@ impl SyncClient {
     /// A client for the server at `base_url` (e.g. `https://sync.example.cn`).
     pub fn new(base_url: &str) -> Result<Self> {
         install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|error| Error::Transport { reason: error.to_string() })?;
+        let builder =
+            reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(Duration::from_secs(60));
+        #[cfg(target_os = "android")]
+        let builder = builder.tls_certs_only(bundled_roots());
+        let http = builder.build().map_err(|error| Error::Transport { reason: error.to_string() })?;
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -351,6 +352,15 @@ impl SyncClient {
     }
 }
 
+/// Mozilla's root certificates, as bundled for Android.
+#[cfg(any(target_os = "android", test))]
+fn bundled_roots() -> Vec<reqwest::Certificate> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
+        .collect()
+}
+
 /// Installs rustls's ring provider for the process (any reqwest client needs one); a
 /// second call changes nothing.
 pub fn install_crypto_provider() {
@@ -359,4 +369,22 @@ pub fn install_crypto_provider() {
 
 fn hex_to_bytes(hex: &str) -> Vec<u8> {
     (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// What Android builds with: every bundled root parses, and a client accepts them as its
+    /// only roots.
+    #[test]
+    fn the_bundled_roots_make_a_client() {
+        install_crypto_provider();
+        let roots = bundled_roots();
+        assert_eq!(roots.len(), webpki_root_certs::TLS_SERVER_ROOT_CERTS.len());
+        assert!(roots.len() > 100);
+        reqwest::Client::builder().tls_certs_only(roots).build().unwrap();
+    }
 }
