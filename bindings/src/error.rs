@@ -29,7 +29,7 @@ pub enum ApiError {
     Network { reason: String },
     /// The server refused the request (`status` and the protocol's error `code`).
     #[error("{reason}")]
-    Refused { status: u16, code: String, reason: String },
+    Refused { status: i32, code: String, reason: String },
     /// The store cannot be used as it is: written by a newer app version, corrupt (moved
     /// aside), already open, or a file or database error.
     #[error("{reason}")]
@@ -58,7 +58,7 @@ impl From<Error> for ApiError {
             Error::NotEnrolled => ApiError::NotEnrolled { reason },
             Error::Revoked => ApiError::Revoked { reason },
             Error::Transport { .. } => ApiError::Network { reason },
-            Error::Refused { status, code, .. } => ApiError::Refused { status, code, reason },
+            Error::Refused { status, code, .. } => ApiError::Refused { status: i32::from(status), code, reason },
             Error::IncompatibleVersion { .. }
             | Error::Corrupt { .. }
             | Error::AlreadyOpen
@@ -82,3 +82,19 @@ pub(crate) fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError 
 }
 
 pub(crate) type Result<T> = std::result::Result<T, ApiError>;
+
+/// A count for the apps: Kotlin and Java have no unsigned integers, so counts cross as
+/// signed (saturating; nothing the device counts comes near).
+pub(crate) fn count(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+/// A small count (pages, residents, positions) as `i32`.
+pub(crate) fn small_count(n: impl TryInto<i32>) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}
+
+/// A number from the app that must fit the core's unsigned type.
+pub(crate) fn in_range<T: TryFrom<i32>>(field: &str, n: i32) -> Result<T> {
+    T::try_from(n).map_err(|_| invalid(field, "out of range"))
+}

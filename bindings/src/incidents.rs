@@ -9,7 +9,7 @@ use wangge_core::incident::{self as core, Mark};
 pub use wangge_core::incident::{Phase, Verdict};
 use wangge_core::model::{self as model, GridCode};
 
-use crate::error::{Result, invalid};
+use crate::error::{Result, in_range, invalid, small_count};
 use crate::register::{LatLng, parse_date};
 
 #[uniffi::remote(Enum)]
@@ -199,7 +199,7 @@ pub enum IncidentAction {
     /// 事件归档.
     Archive,
     /// 考核评价: satisfaction 1 to 5.
-    Evaluate { satisfaction: u8, comment: String },
+    Evaluate { satisfaction: i32, comment: String },
 }
 
 impl TryFrom<IncidentAction> for core::ActionKind {
@@ -230,7 +230,9 @@ impl TryFrom<IncidentAction> for core::ActionKind {
                 K::Escalate { leader, person, deadline }
             }
             IncidentAction::Archive => K::Archive,
-            IncidentAction::Evaluate { satisfaction, comment } => K::Evaluate { satisfaction, comment },
+            IncidentAction::Evaluate { satisfaction, comment } => {
+                K::Evaluate { satisfaction: in_range("satisfaction", satisfaction)?, comment }
+            }
         })
     }
 }
@@ -294,9 +296,9 @@ pub struct IncidentSummary {
     pub lead_department: Option<String>,
     pub co_handlers: Vec<String>,
     pub resolved_on_spot: bool,
-    pub n_urged: u32,
+    pub n_urged: i32,
     pub escalated: bool,
-    pub satisfaction: Option<u8>,
+    pub satisfaction: Option<i32>,
     pub deadline: Option<Deadline>,
 }
 
@@ -314,9 +316,9 @@ impl From<wangge_core::IncidentSummary> for IncidentSummary {
             lead_department: s.lead_department.map(|code| code.as_str().to_owned()),
             co_handlers: s.co_handlers.iter().map(|code| code.as_str().to_owned()).collect(),
             resolved_on_spot: s.resolved_on_spot,
-            n_urged: s.n_urged,
+            n_urged: small_count(s.n_urged),
             escalated: s.escalated,
-            satisfaction: s.satisfaction,
+            satisfaction: s.satisfaction.map(i32::from),
             deadline: s.deadline.map(Into::into),
         }
     }
@@ -325,7 +327,7 @@ impl From<wangge_core::IncidentSummary> for IncidentSummary {
 /// One entry of an incident's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct TimelineEntry {
-    pub position: u32,
+    pub position: i32,
     /// The action's stable name (`report`, `dispatch`, …); `None` for an entry this version
     /// cannot read.
     pub action: Option<String>,
@@ -343,7 +345,7 @@ impl From<wangge_core::TimelineEntry> for TimelineEntry {
         let text = entry.to_string();
         let outcome = ActionOutcome::from(entry.mark);
         TimelineEntry {
-            position: entry.position,
+            position: small_count(entry.position),
             action: entry.action.as_ref().map(|action| action.kind.name().to_owned()),
             time_ms: entry.action.as_ref().map(|action| action.device_time_ms),
             actor: entry.action.map(|action| action.actor.into()),
@@ -409,34 +411,38 @@ pub(crate) fn to_core_filter(
 /// Counts over the incidents a filter selects (the figures of 考核).
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct IncidentStats {
-    pub total: u32,
-    pub by_class: std::collections::HashMap<String, u32>,
-    pub by_phase: std::collections::HashMap<String, u32>,
+    pub total: i32,
+    pub by_class: std::collections::HashMap<String, i32>,
+    pub by_phase: std::collections::HashMap<String, i32>,
     /// By month reported, `YYYY-MM`.
-    pub by_month: std::collections::HashMap<String, u32>,
-    pub n_resolved_on_spot: u32,
+    pub by_month: std::collections::HashMap<String, i32>,
+    pub n_resolved_on_spot: i32,
     pub on_the_spot_rate: Option<f64>,
-    pub n_completed: u32,
-    pub n_completed_on_time: u32,
+    pub n_completed: i32,
+    pub n_completed_on_time: i32,
     pub on_time_rate: Option<f64>,
-    pub n_overdue_open: u32,
+    pub n_overdue_open: i32,
 }
 
 impl From<wangge_core::IncidentStats> for IncidentStats {
     fn from(s: wangge_core::IncidentStats) -> Self {
         IncidentStats {
-            total: s.total,
-            by_class: s.by_class.into_iter().collect(),
-            by_phase: s.by_phase.into_iter().collect(),
-            by_month: s.by_month.into_iter().collect(),
-            n_resolved_on_spot: s.n_resolved_on_spot,
+            total: small_count(s.total),
+            by_class: counts(s.by_class),
+            by_phase: counts(s.by_phase),
+            by_month: counts(s.by_month),
+            n_resolved_on_spot: small_count(s.n_resolved_on_spot),
             on_the_spot_rate: s.on_the_spot_rate,
-            n_completed: s.n_completed,
-            n_completed_on_time: s.n_completed_on_time,
+            n_completed: small_count(s.n_completed),
+            n_completed_on_time: small_count(s.n_completed_on_time),
             on_time_rate: s.on_time_rate,
-            n_overdue_open: s.n_overdue_open,
+            n_overdue_open: small_count(s.n_overdue_open),
         }
     }
+}
+
+fn counts(map: std::collections::BTreeMap<String, u32>) -> std::collections::HashMap<String, i32> {
+    map.into_iter().map(|(key, n)| (key, small_count(n))).collect()
 }
 
 /// A matter of the catalog a worker can pick when reporting.

@@ -33,15 +33,16 @@ pub fn core_version() -> String {
 
 /// The store schema version this library reads and writes.
 #[uniffi::export]
-pub fn store_schema_version() -> u32 {
-    wangge_core::SCHEMA_VERSION
+pub fn store_schema_version() -> i32 {
+    error::small_count(wangge_core::SCHEMA_VERSION)
 }
 
 /// `start` plus `days` working days on China's official calendar (adjusted working
 /// weekends and holidays included), as `YYYY-MM-DD`. `start` itself does not count.
 #[uniffi::export]
-pub fn add_working_days(start: String, days: u32) -> Result<String> {
+pub fn add_working_days(start: String, days: i32) -> Result<String> {
     let start = parse_date("start", &start)?;
+    let days = error::in_range("days", days)?;
     Ok(Calendar::china().add_working_days(start, days).value.to_string())
 }
 

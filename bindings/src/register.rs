@@ -9,7 +9,7 @@ pub use wangge_core::model::{
     BuildingUse, ComponentState, Gender, GridKind, OrganizationKind, PersonTag, Relation, ResidenceType,
 };
 
-use crate::error::{Result, invalid};
+use crate::error::{Result, in_range, invalid, small_count};
 
 #[uniffi::remote(Enum)]
 pub enum Gender {
@@ -238,9 +238,9 @@ pub struct NewBuilding {
     #[uniffi(default = None)]
     pub location: Option<LatLng>,
     #[uniffi(default = None)]
-    pub floors: Option<u16>,
+    pub floors: Option<i32>,
     #[uniffi(default = None)]
-    pub units: Option<u16>,
+    pub units: Option<i32>,
     pub usage: BuildingUse,
 }
 
@@ -251,8 +251,8 @@ impl TryFrom<NewBuilding> for core::NewBuilding {
             name: core::Label::parse(&b.name)?,
             address: core::Address::parse(&b.address)?,
             location: opt(b.location, core::Wgs84::try_from)?,
-            floors: b.floors,
-            units: b.units,
+            floors: opt(b.floors, |n| in_range("floors", n))?,
+            units: opt(b.units, |n| in_range("units", n))?,
             usage: b.usage,
         })
     }
@@ -265,8 +265,8 @@ pub struct Building {
     pub name: String,
     pub address: String,
     pub location: Option<LatLng>,
-    pub floors: Option<u16>,
-    pub units: Option<u16>,
+    pub floors: Option<i32>,
+    pub units: Option<i32>,
     pub usage: BuildingUse,
     pub status: RecordStatus,
 }
@@ -279,8 +279,8 @@ impl From<core::Building> for Building {
             name: b.name.as_str().to_owned(),
             address: b.address.as_str().to_owned(),
             location: b.location.map(Into::into),
-            floors: b.floors,
-            units: b.units,
+            floors: b.floors.map(i32::from),
+            units: b.units.map(i32::from),
             usage: b.usage,
             status: b.status.into(),
         }
@@ -299,9 +299,9 @@ pub struct BuildingPatch {
     #[uniffi(default = false)]
     pub clear_location: bool,
     #[uniffi(default = None)]
-    pub floors: Option<u16>,
+    pub floors: Option<i32>,
     #[uniffi(default = None)]
-    pub units: Option<u16>,
+    pub units: Option<i32>,
     #[uniffi(default = None)]
     pub usage: Option<BuildingUse>,
 }
@@ -313,8 +313,8 @@ impl TryFrom<BuildingPatch> for core::BuildingPatch {
             name: opt(p.name, |s| Ok(core::Label::parse(&s)?))?,
             address: opt(p.address, |s| Ok(core::Address::parse(&s)?))?,
             location: patch(p.location, p.clear_location, core::Wgs84::try_from)?,
-            floors: p.floors.map(Some),
-            units: p.units.map(Some),
+            floors: opt(p.floors, |n| in_range("floors", n))?.map(Some),
+            units: opt(p.units, |n| in_range("units", n))?.map(Some),
             usage: p.usage,
         })
     }
@@ -381,7 +381,7 @@ pub struct HouseholdSummary {
     pub residence_type: ResidenceType,
     pub status: RecordStatus,
     pub head_name: Option<String>,
-    pub n_residents: u32,
+    pub n_residents: i32,
 }
 
 impl From<wangge_core::HouseholdSummary> for HouseholdSummary {
@@ -395,7 +395,7 @@ impl From<wangge_core::HouseholdSummary> for HouseholdSummary {
             residence_type: h.residence_type,
             status: h.status.into(),
             head_name: h.head_name,
-            n_residents: h.n_residents,
+            n_residents: small_count(h.n_residents),
         }
     }
 }

@@ -14,7 +14,7 @@ use wangge_core::incident::Actor;
 use wangge_core::model::{self as model, GridCode};
 use wangge_core::sync::http::{SyncClient, SyncListener};
 
-use crate::error::{ApiError, Result, invalid};
+use crate::error::{ApiError, Result, count, in_range, invalid, small_count};
 use crate::incidents::*;
 use crate::register::*;
 
@@ -38,7 +38,7 @@ impl FieldStore {
     /// Opens (or creates) the store at `path`, a file in the app's private storage; photos
     /// go to a directory beside it. `worker` is who works on this device until enrollment
     /// names them (pass `None` for a device that will enroll before any capture).
-    #[uniffi::constructor]
+    #[uniffi::constructor(default(worker = None))]
     pub fn open(path: String, worker: Option<Worker>) -> Result<Arc<FieldStore>> {
         wangge_core::sync::http::install_crypto_provider();
         let worker = worker.map(Actor::try_from).transpose()?;
@@ -59,7 +59,10 @@ impl FieldStore {
 
     /// Who works on this device: the enrolled worker, else the one given at open.
     pub fn worker(&self) -> Result<Option<Worker>> {
-        Ok(self.actor().ok().map(Into::into))
+        if let Some(worker) = self.inner.enrolled_worker()? {
+            return Ok(Some(worker.into()));
+        }
+        Ok(self.worker.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone().map(Into::into))
     }
 
     // ---- grids ----
@@ -186,12 +189,12 @@ impl FieldStore {
     }
 
     pub fn list_buildings(&self, grid: String) -> Result<Vec<Building>> {
-        Ok(self.inner.list_buildings(&self.grid_code(&grid)?)?.into_iter().map(Into::into).collect())
+        Ok(self.inner.list_buildings(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
     }
 
     /// The household list of a grid, with each household's head and size.
     pub fn list_households(&self, grid: String) -> Result<Vec<HouseholdSummary>> {
-        Ok(self.inner.list_households(&self.grid_code(&grid)?)?.into_iter().map(Into::into).collect())
+        Ok(self.inner.list_households(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
     }
 
     pub fn residents_of_household(&self, household: String) -> Result<Vec<Resident>> {
@@ -200,17 +203,18 @@ impl FieldStore {
     }
 
     pub fn list_organizations(&self, grid: String) -> Result<Vec<Organization>> {
-        Ok(self.inner.list_organizations(&self.grid_code(&grid)?)?.into_iter().map(Into::into).collect())
+        Ok(self.inner.list_organizations(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
     }
 
     pub fn list_components(&self, grid: String) -> Result<Vec<Component>> {
-        Ok(self.inner.list_components(&self.grid_code(&grid)?)?.into_iter().map(Into::into).collect())
+        Ok(self.inner.list_components(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
     }
 
     /// Residents by a fragment of their name (2 characters or more), or by the last digits
     /// (4 or more) of their phone or ID number, or by a whole phone or ID number.
-    pub fn search_residents(&self, query: String, limit: u32) -> Result<Vec<ResidentHit>> {
-        Ok(self.inner.search_residents(&query, limit as usize)?.into_iter().map(Into::into).collect())
+    pub fn search_residents(&self, query: String, limit: i32) -> Result<Vec<ResidentHit>> {
+        let limit = in_range("limit", limit)?;
+        Ok(self.inner.search_residents(&query, limit)?.into_iter().map(Into::into).collect())
     }
 
     // ---- conflicts ----
@@ -326,18 +330,19 @@ impl FieldStore {
     /// Syncs with the server: pushes what it has not acknowledged, pulls what this device
     /// may see (page by page), then uploads photos waiting. Progress goes to `listener`;
     /// change listeners hear of every document that changed.
+    #[uniffi::method(default(listener = None))]
     pub async fn sync(&self, listener: Option<Arc<dyn SyncProgressListener>>) -> Result<SyncReport> {
         let client = self.client()?;
         let bridge = SyncBridge { progress: listener, listeners: Arc::clone(&self.listeners) };
         let progress = client.sync(&self.inner, Some(&bridge)).await?;
         let uploads = client.upload_pending_blobs(&self.inner, &self.blobs).await?;
         Ok(SyncReport {
-            pages: progress.pages,
-            bytes_sent: progress.bytes_sent + uploads.bytes_sent,
-            bytes_received: progress.bytes_received,
-            docs_pulled: progress.docs_pulled,
-            changes_pushed: progress.changes_pushed,
-            blobs_uploaded: uploads.n_blobs as u64,
+            pages: small_count(progress.pages),
+            bytes_sent: count(progress.bytes_sent + uploads.bytes_sent),
+            bytes_received: count(progress.bytes_received),
+            docs_pulled: count(progress.docs_pulled),
+            changes_pushed: count(progress.changes_pushed),
+            blobs_uploaded: count(uploads.n_blobs),
         })
     }
 
@@ -348,15 +353,17 @@ impl FieldStore {
             enrolled: status.enrolled,
             device_id: self.inner.device_id()?,
             server_url: self.inner.sync_server()?,
-            pending_changes: status.pending_changes,
-            pending_blobs: self.blobs.pending_uploads()?.len() as u64,
+            pending_changes: count(status.pending_changes),
+            pending_blobs: count(self.blobs.pending_uploads()?.len()),
             last_success_ms: status.last_success_ms,
             last_error: status.last_error,
         })
     }
 
     /// Registers a listener for changes of the store (captures here, and what a sync
-    /// brought). It is called until the returned subscription is dropped or cancelled.
+    /// brought). It is called until the returned subscription is cancelled or dropped: keep
+    /// it for as long as the screen lives (in Kotlin and Swift a dropped one is collected
+    /// at some later time, and the listener stops then).
     pub fn subscribe(&self, listener: Arc<dyn ChangeListener>) -> Arc<Subscription> {
         let id = self.listeners.add(listener);
         Arc::new(Subscription { listeners: Arc::downgrade(&self.listeners), id })
@@ -366,6 +373,15 @@ impl FieldStore {
 impl FieldStore {
     fn grid_code(&self, code: &str) -> Result<GridCode> {
         Ok(GridCode::parse(code, self.inner.code_format())?)
+    }
+
+    /// A grid this device holds (a list of an unknown grid is `NotFound`, not empty).
+    fn held_grid(&self, code: &str) -> Result<GridCode> {
+        let code = self.grid_code(code)?;
+        if !self.inner.grids()?.iter().any(|grid| grid.code == code) {
+            return Err(wangge_core::Error::UnknownGrid { grid: code.to_string() }.into());
+        }
+        Ok(code)
     }
 
     fn actor(&self) -> Result<Actor> {
@@ -429,22 +445,22 @@ pub struct ReportField {
 /// Progress of a sync, after each page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct SyncProgress {
-    pub pages: u32,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub docs_pulled: u64,
-    pub changes_pushed: u64,
+    pub pages: i32,
+    pub bytes_sent: i64,
+    pub bytes_received: i64,
+    pub docs_pulled: i64,
+    pub changes_pushed: i64,
 }
 
 /// What a sync did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct SyncReport {
-    pub pages: u32,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub docs_pulled: u64,
-    pub changes_pushed: u64,
-    pub blobs_uploaded: u64,
+    pub pages: i32,
+    pub bytes_sent: i64,
+    pub bytes_received: i64,
+    pub docs_pulled: i64,
+    pub changes_pushed: i64,
+    pub blobs_uploaded: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -454,9 +470,9 @@ pub struct SyncStatus {
     pub device_id: Option<String>,
     pub server_url: Option<String>,
     /// Changes made here that the server has not acknowledged.
-    pub pending_changes: u64,
+    pub pending_changes: i64,
     /// Photos waiting to upload.
-    pub pending_blobs: u64,
+    pub pending_blobs: i64,
     pub last_success_ms: Option<i64>,
     pub last_error: Option<String>,
 }
@@ -568,11 +584,11 @@ impl SyncListener for SyncBridge {
     fn on_progress(&self, progress: wangge_core::sync::http::SyncProgress) {
         if let Some(listener) = &self.progress {
             listener.on_progress(SyncProgress {
-                pages: progress.pages,
-                bytes_sent: progress.bytes_sent,
-                bytes_received: progress.bytes_received,
-                docs_pulled: progress.docs_pulled,
-                changes_pushed: progress.changes_pushed,
+                pages: small_count(progress.pages),
+                bytes_sent: count(progress.bytes_sent),
+                bytes_received: count(progress.bytes_received),
+                docs_pulled: count(progress.docs_pulled),
+                changes_pushed: count(progress.changes_pushed),
             });
         }
     }

@@ -15,6 +15,6 @@ class CoreTest {
 
     @Test
     fun storeSchemaVersionIsPositive() {
-        assertTrue(storeSchemaVersion() > 0u)
+        assertTrue(storeSchemaVersion() > 0)
     }
 }

@@ -162,14 +162,26 @@ class BadInputTest(StoreCase):
             self.store.update_building(str(uuid.uuid4()), wangge.BuildingPatch(name="x"))
         with self.assertRaises(wangge.ApiError.NotFound):
             self.building_in("440703001001009")
+        for list_of in (self.store.list_households, self.store.list_buildings,
+                        self.store.list_organizations, self.store.list_components):
+            with self.assertRaises(wangge.ApiError.NotFound):
+                list_of("440703001001009")  # a grid not on this device, not an empty one
 
     def building_in(self, grid):
         return self.store.add_building(grid, wangge.NewBuilding(
             name="1栋", address="某路1号", usage=wangge.BuildingUse.RESIDENTIAL))
 
-    def test_malformed_ids_and_codes_raise_invalid_input(self):
+    def test_malformed_ids_codes_and_numbers_raise_invalid_input(self):
         with self.assertRaises(wangge.ApiError.InvalidInput):
             self.store.resident("not-an-id")
+        with self.assertRaises(wangge.ApiError.InvalidInput):
+            self.store.search_residents("张", -1)
+        with self.assertRaises(wangge.ApiError.InvalidInput) as raised:
+            self.store.add_building(GRID, wangge.NewBuilding(
+                name="1栋", address="某路1号", usage=wangge.BuildingUse.RESIDENTIAL, floors=70000))
+        self.assertEqual(raised.exception.field, "floors")
+        with self.assertRaises(wangge.ApiError.InvalidInput):
+            wangge.add_working_days("2025-01-02", -1)
         with self.assertRaises(wangge.ApiError.InvalidInput):
             self.building_in("4407")
 
