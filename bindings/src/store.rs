@@ -217,6 +217,17 @@ impl FieldStore {
         Ok(self.inner.search_residents(&query, limit)?.into_iter().map(Into::into).collect())
     }
 
+    /// Captures that could not be turned into document changes (set aside, never dropped;
+    /// a support case): their grid, time and error, without the captured values.
+    pub fn failed_captures(&self) -> Result<Vec<FailedCapture>> {
+        Ok(self
+            .inner
+            .failed_captures()?
+            .into_iter()
+            .map(|failed| FailedCapture { grid: failed.grid, time_ms: failed.time_ms, error: failed.error })
+            .collect())
+    }
+
     // ---- conflicts ----
 
     /// Fields of a record that two devices changed concurrently, with every value kept.
@@ -433,6 +444,14 @@ impl FieldStore {
 
 fn parse_blob_hash(hash: &str) -> Result<BlobHash> {
     BlobHash::parse(hash).map_err(|error| invalid("hash", error))
+}
+
+/// A capture set aside because it could not be replayed into its document.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FailedCapture {
+    pub grid: String,
+    pub time_ms: i64,
+    pub error: String,
 }
 
 /// A field of an incident's report.

@@ -118,6 +118,36 @@ class EnrollAndSyncTest(SyncCase):
             elsewhere.resident(resident)
         self.assertEqual([grid.code for grid in elsewhere.grids()], [OTHER])
 
+    async def test_concurrent_edits_of_one_field_are_kept_as_a_conflict_until_resolved(self):
+        worker = await self.device("w1")
+        household = worker.add_household(GRID, wangge.NewHousehold(room="101", residence_type=wangge.ResidenceType.REGISTERED))
+        await worker.sync(None)
+        leader = await self.device("l1")
+        await leader.sync(None)
+
+        # Offline on both: the same field, two values.
+        worker.update_household(household, wangge.HouseholdPatch(room="102"))
+        leader.update_household(household, wangge.HouseholdPatch(room="103"))
+        await worker.sync(None)
+        await leader.sync(None)
+        await worker.sync(None)
+
+        record = wangge.RecordRef.HOUSEHOLD(id=household)
+        [conflict] = worker.conflicts(record)
+        self.assertEqual(conflict.field, "room")
+        self.assertEqual(sorted(value.value.value for value in conflict.values), ["102", "103"])
+        self.assertEqual(len({value.author for value in conflict.values}), 2)
+        self.assertEqual(leader.conflicts(record), worker.conflicts(record))
+        self.assertEqual(worker.household(household).room, leader.household(household).room)
+
+        worker.resolve_conflict(record, "room", wangge.FieldValue.TEXT(value="103"))
+        await worker.sync(None)
+        await leader.sync(None)
+        self.assertEqual(worker.conflicts(record), [])
+        self.assertEqual(leader.conflicts(record), [])
+        self.assertEqual(leader.household(household).room, "103")
+        self.assertEqual(worker.failed_captures(), [])
+
     async def test_an_incident_runs_through_the_loop_by_sync(self):
         worker = await self.device("w1")
         center = await self.device("c1")
