@@ -13,6 +13,7 @@ pub mod demo;
 mod error;
 pub mod incident;
 pub mod model;
+pub mod place;
 pub mod reference;
 pub(crate) mod store;
 pub mod sync;

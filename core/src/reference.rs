@@ -40,11 +40,18 @@ pub fn genesis() -> AutoCommit {
     doc
 }
 
-/// A grid's public metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A grid's public metadata: what the regulations require to be posted for it, and its
+/// boundary. Fields added later default, so older documents still read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GridMeta {
     pub name: String,
     pub kind: String,
+    /// The boundary as a GeoJSON geometry (Polygon or MultiPolygon, WGS-84), as imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<String>,
+    /// The supervision phone posted with the grid card (监督电话).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervision_phone: Option<String>,
 }
 
 /// What the reference document holds, read.
@@ -119,7 +126,7 @@ mod tests {
         let mut doc = genesis().with_actor(ActorId::from(SERVER_ACTOR));
         set_catalog(&mut doc, &Catalog::default_catalog()).unwrap();
         set_calendar(&mut doc, crate::calendar::CHINA_JSON).unwrap();
-        set_grid(&mut doc, "440703001001001", &GridMeta { name: "长堤社区第1网格".into(), kind: "community".into() })
+        set_grid(&mut doc, "440703001001001", &GridMeta { name: "长堤社区第1网格".into(), kind: "community".into(), ..GridMeta::default() })
             .unwrap();
         doc.commit();
         let loaded = AutoCommit::load(&doc.save()).unwrap();

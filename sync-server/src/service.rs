@@ -286,7 +286,7 @@ impl<S: Storage> Service<S> {
             }
         }
         self.storage.commit(&updates)?;
-        let meta = reference::GridMeta { name: name.to_owned(), kind: kind.to_owned() };
+        let meta = reference::GridMeta { name: name.to_owned(), kind: kind.to_owned(), ..reference::GridMeta::default() };
         self.update_reference(|doc| reference::set_grid(doc, code.as_str(), &meta))
     }
 

@@ -1,0 +1,1 @@
+//! Grid boundaries: GeoJSON import and export, validation, point → grid, nearby.
