@@ -7,15 +7,18 @@
 //!
 //! - `register.rs`: buildings, households, residents, organizations, components, conflicts.
 //! - `incidents.rs`: reports, the actions of the closed loop, timelines, queries.
+//! - `activity.rs`: visits, check-ins, patrols and their figures.
 //! - `store.rs`: `FieldStore`, sync, and the listeners.
 
 uniffi::setup_scaffolding!("wangge");
 
+mod activity;
 mod error;
 mod incidents;
 mod register;
 mod store;
 
+pub use activity::*;
 pub use error::ApiError;
 pub use incidents::*;
 pub use register::*;
@@ -24,6 +27,7 @@ pub use store::*;
 use error::Result;
 use register::parse_date;
 use wangge_core::calendar::Calendar;
+use wangge_core::place::coords;
 
 /// The version of the wangge core inside this library, e.g. `0.1.0`.
 #[uniffi::export]
@@ -88,6 +92,53 @@ pub fn validate_uscc(s: String) -> Result<String> {
 #[uniffi::export]
 pub fn validate_phone(s: String) -> Result<String> {
     Ok(wangge_core::model::Phone::parse(&s)?.as_str().to_owned())
+}
+
+/// WGS-84 (GPS; what the store keeps) → GCJ-02, what Amap (高德) and Tencent maps draw.
+/// Outside mainland China (Hong Kong, Macau, Taiwan, abroad) the position comes back
+/// unchanged. Raises `InvalidInput` for a latitude outside ±90, a longitude outside ±180,
+/// or NaN.
+#[uniffi::export]
+pub fn wgs84_to_gcj02(lat: f64, lng: f64) -> Result<LatLng> {
+    Ok(coords::wgs84_to_gcj02(checked_position(lat, lng)?).into())
+}
+
+/// GCJ-02 (a position picked on an Amap or Tencent map) → WGS-84, to store; within
+/// 0.5 m of the exact inverse. Outside mainland China the position comes back unchanged.
+#[uniffi::export]
+pub fn gcj02_to_wgs84(lat: f64, lng: f64) -> Result<LatLng> {
+    Ok(coords::gcj02_to_wgs84(checked_position(lat, lng)?).into())
+}
+
+/// WGS-84 (GPS; what the store keeps) → BD-09, what Baidu maps draw. Outside mainland
+/// China the position comes back unchanged.
+#[uniffi::export]
+pub fn wgs84_to_bd09(lat: f64, lng: f64) -> Result<LatLng> {
+    Ok(coords::wgs84_to_bd09(checked_position(lat, lng)?).into())
+}
+
+/// BD-09 (a position picked on a Baidu map) → WGS-84, to store; within 0.5 m of the
+/// exact inverse. Outside mainland China the position comes back unchanged.
+#[uniffi::export]
+pub fn bd09_to_wgs84(lat: f64, lng: f64) -> Result<LatLng> {
+    Ok(coords::bd09_to_wgs84(checked_position(lat, lng)?).into())
+}
+
+impl From<coords::LatLng> for LatLng {
+    fn from(position: coords::LatLng) -> Self {
+        LatLng { lat: position.lat, lng: position.lng }
+    }
+}
+
+/// A position from the app: latitude within ±90, longitude within ±180 (NaN is neither).
+fn checked_position(lat: f64, lng: f64) -> Result<coords::LatLng> {
+    if !(-90.0..=90.0).contains(&lat) {
+        return Err(error::invalid("lat", "must be a number from -90 to 90"));
+    }
+    if !(-180.0..=180.0).contains(&lng) {
+        return Err(error::invalid("lng", "must be a number from -180 to 180"));
+    }
+    Ok(coords::LatLng { lat, lng })
 }
 
 #[cfg(test)]

@@ -94,7 +94,8 @@ pub enum GridKind {
     Sea,
 }
 
-/// A WGS-84 position (what the core stores; map SDKs in China show GCJ-02).
+/// A position: WGS-84 (what the core stores) unless a function says it takes or gives
+/// GCJ-02 or BD-09 (what map SDKs in China show).
 #[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
 pub struct LatLng {
     pub lat: f64,

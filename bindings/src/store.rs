@@ -8,12 +8,14 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use wangge_core::Store;
+use wangge_core::activity::track;
 use wangge_core::blobs::{BlobHash, BlobStore};
 use wangge_core::crdt::{DocId, DocKind};
 use wangge_core::incident::Actor;
 use wangge_core::model::{self as model, GridCode};
 use wangge_core::sync::http::{SyncClient, SyncListener};
 
+use crate::activity::*;
 use crate::error::{ApiError, Result, count, in_range, invalid, small_count};
 use crate::incidents::*;
 use crate::register::*;
@@ -301,6 +303,103 @@ impl FieldStore {
         Ok(self.inner.incident_stats(&filter, now())?.into())
     }
 
+    // ---- place ----
+
+    /// Which grid a WGS-84 point is in (to assign a new building, component or incident);
+    /// a point outside every grid is `Outside`, with the nearest grid, never a guess.
+    pub fn locate(&self, point: LatLng) -> Result<Located> {
+        Ok(self.inner.locate(point.try_into()?)?.into())
+    }
+
+    /// Standing buildings, components and open incidents within `radius_m` (at most 50 km)
+    /// of a WGS-84 point, nearest first.
+    pub fn nearby(&self, point: LatLng, radius_m: f64) -> Result<Vec<NearbyItem>> {
+        Ok(self.inner.nearby(point.try_into()?, radius_m)?.into_iter().map(Into::into).collect())
+    }
+
+    /// The grid's public card, as the server published it (the same as its public page).
+    pub fn grid_card(&self, grid: String) -> Result<GridCard> {
+        Ok(self.inner.grid_card(&self.grid_code(&grid)?)?.into())
+    }
+
+    // ---- field work ----
+
+    /// Records a visit (走访) by this device's worker.
+    pub fn record_visit(&self, visit: NewVisit) -> Result<String> {
+        let grid = self.grid_code(&visit.grid)?;
+        let id = self.inner.record_visit(&grid, to_core_visit(visit)?, &self.actor()?)?;
+        self.changed_locally(vec![grid.to_string()], Vec::new());
+        Ok(id)
+    }
+
+    /// Records a visit and reports the incident found there, in one step.
+    pub fn record_visit_with_incident(&self, visit: NewVisit, incident: NewIncident) -> Result<VisitWithIncident> {
+        let grid = self.grid_code(&visit.grid)?;
+        let incident_grid = self.grid_code(&incident.grid)?;
+        let incident = to_core_incident(incident, incident_grid)?;
+        let (visit, incident) =
+            self.inner.record_visit_with_incident(&grid, to_core_visit(visit)?, incident, &self.actor()?)?;
+        self.changed_locally(vec![grid.to_string()], Vec::new());
+        self.changed_incident(incident.to_string());
+        Ok(VisitWithIncident { visit, incident: incident.to_string() })
+    }
+
+    /// Checks in here and now (定位、定时): `time_ms` is the device's time of the fix.
+    pub fn check_in(&self, grid: String, location: LatLng, time_ms: i64) -> Result<String> {
+        let code = self.grid_code(&grid)?;
+        let id = self.inner.check_in(&code, location.try_into()?, time_ms, &self.actor()?)?;
+        self.changed_locally(vec![grid], Vec::new());
+        Ok(id)
+    }
+
+    /// Records a patrol from its GPS points: the track is stored as a compact blob (synced
+    /// like a photo), its summary and the buildings passed go into the grid's activity.
+    pub fn record_patrol(&self, grid: String, points: Vec<TrackPoint>) -> Result<Patrol> {
+        let code = self.grid_code(&grid)?;
+        let points: Vec<track::TrackPoint> = points.into_iter().map(Into::into).collect();
+        let blob = track::encode(&points).map_err(|error| invalid("points", error))?;
+        let hash = self.blobs.put(&blob)?;
+        let patrol = self.inner.record_patrol(&code, &points, hash.as_str(), &self.actor()?)?;
+        self.changed_locally(vec![grid], Vec::new());
+        Ok(patrol.into())
+    }
+
+    /// The points of a patrol's track (a blob on this device: `download_blob` first if not).
+    pub fn track_points(&self, track_hash: String) -> Result<Vec<TrackPoint>> {
+        let hash = parse_blob_hash(&track_hash)?;
+        let blob = self.blobs.get(&hash)?.ok_or(wangge_core::Error::UnknownBlob { hash: track_hash })?;
+        let points = track::decode(&blob).map_err(|error| invalid("track", error))?;
+        Ok(points.into_iter().map(Into::into).collect())
+    }
+
+    /// A grid's visits between two times (ms), newest first.
+    pub fn visits(&self, grid: String, from_ms: i64, until_ms: i64) -> Result<Vec<Visit>> {
+        Ok(self.inner.visits(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
+    }
+
+    /// A grid's check-ins between two times (ms), newest first, each judged inside or not.
+    pub fn check_ins(&self, grid: String, from_ms: i64, until_ms: i64) -> Result<Vec<CheckIn>> {
+        Ok(self.inner.check_ins(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
+    }
+
+    /// A grid's patrols that started between two times (ms), newest first.
+    pub fn patrols(&self, grid: String, from_ms: i64, until_ms: i64) -> Result<Vec<Patrol>> {
+        Ok(self.inner.patrols(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
+    }
+
+    /// The share of a grid's buildings visited or passed between two times, by everyone
+    /// or by one worker (`person`).
+    #[uniffi::method(default(person = None))]
+    pub fn coverage(&self, grid: String, from_ms: i64, until_ms: i64, person: Option<String>) -> Result<Coverage> {
+        Ok(self.inner.coverage(&self.held_grid(&grid)?, from_ms, until_ms, person.as_deref())?.into())
+    }
+
+    /// A worker's month (`YYYY-MM`) in figures: visits, check-in days, patrols, coverage,
+    /// incidents reported, resolved on the spot, completed on time.
+    pub fn worker_month(&self, person: String, month: String) -> Result<WorkerMonth> {
+        Ok(self.inner.worker_month(&person, &month)?.into())
+    }
+
     // ---- photos ----
 
     /// Stores a photo (or any attachment) on the device; its hash (`sha256:…`) goes into a
@@ -515,7 +614,7 @@ pub enum ChangeSource {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct StoreChange {
     pub source: ChangeSource,
-    /// Grids whose register or sensitive data changed (any record of them).
+    /// Grids whose register, sensitive data or field work changed.
     pub grids: Vec<String>,
     pub incidents: Vec<String>,
     /// The records a local change touched (empty after a sync: see `grids`).
@@ -625,6 +724,12 @@ impl SyncListener for SyncBridge {
                 DocKind::Register | DocKind::Sensitive => {
                     if !change.grids.contains(&doc.key) {
                         change.grids.push(doc.key);
+                    }
+                }
+                DocKind::Activity => {
+                    let grid = doc.key.split(':').next().unwrap_or_default().to_owned();
+                    if !change.grids.contains(&grid) {
+                        change.grids.push(grid);
                     }
                 }
                 DocKind::Incident => change.incidents.push(doc.key),

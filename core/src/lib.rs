@@ -1,18 +1,25 @@
 //! wangge-core: the offline-first core of the wangge grid-work app.
 //!
 //! - [`model`]: the domain in plain, validated types.
+//! - [`activity`]: visits, check-ins and patrols (with their tracks).
+//! - [`place`]: coordinates, grid boundaries, locating.
 //! - [`crdt`]: the grid's automerge documents and their shared genesis.
 //! - [`Store`]: the device's SQLite store — documents, bookkeeping and the projection
 //!   that every read uses.
 //! - [`demo`]: a deterministic generator of realistic grids.
 
+// First: its `code_enum!` is used by the modules after it.
+#[macro_use]
+pub mod model;
+
+pub mod activity;
 pub mod blobs;
 pub mod calendar;
+pub mod card;
 pub mod crdt;
 pub mod demo;
 mod error;
 pub mod incident;
-pub mod model;
 pub mod place;
 pub mod reference;
 pub(crate) mod store;

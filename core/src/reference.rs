@@ -52,6 +52,33 @@ pub struct GridMeta {
     /// The supervision phone posted with the grid card (监督电话).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervision_phone: Option<String>,
+    /// The grid's staff as posted on its card (see `crate::card` for who is posted), in
+    /// the order the card shows them; refreshed by the server whenever a worker changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staff: Vec<PostedContact>,
+}
+
+/// One of a grid's staff as the public card shows them: role, name and work phone, all
+/// public by regulation. Never a person id. `Debug` leaves the name and phone out, as
+/// for every name and phone in the core.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PostedContact {
+    /// A role code (`crate::incident::roles::Role::code`).
+    pub role: String,
+    pub name: String,
+    /// The work phone to post, normalized (`13812345678`, `0750-3123456`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+impl std::fmt::Debug for PostedContact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostedContact")
+            .field("role", &self.role)
+            .field("name", &format_args!("{} chars", self.name.chars().count()))
+            .field("phone", &self.phone.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// What the reference document holds, read.
@@ -99,6 +126,12 @@ pub fn set_grid(doc: &mut AutoCommit, code: &str, meta: &GridMeta) -> Result<()>
     doc.put(&grids, code, json).map_err(automerge_error)
 }
 
+/// One grid's metadata, if the document has it (and it reads).
+pub fn grid(doc: &AutoCommit, code: &str) -> Result<Option<GridMeta>> {
+    let grids_obj = grids(doc)?;
+    Ok(text(doc, &grids_obj, code).and_then(|json| serde_json::from_str(&json).ok()))
+}
+
 /// Reads the document. A catalog or calendar that does not load (a newer format) is left
 /// out rather than replacing a working one.
 pub fn read(doc: &AutoCommit) -> Result<Reference> {
@@ -126,8 +159,12 @@ mod tests {
         let mut doc = genesis().with_actor(ActorId::from(SERVER_ACTOR));
         set_catalog(&mut doc, &Catalog::default_catalog()).unwrap();
         set_calendar(&mut doc, crate::calendar::CHINA_JSON).unwrap();
-        set_grid(&mut doc, "440703001001001", &GridMeta { name: "长堤社区第1网格".into(), kind: "community".into(), ..GridMeta::default() })
-            .unwrap();
+        set_grid(
+            &mut doc,
+            "440703001001001",
+            &GridMeta { name: "长堤社区第1网格".into(), kind: "community".into(), ..GridMeta::default() },
+        )
+        .unwrap();
         doc.commit();
         let loaded = AutoCommit::load(&doc.save()).unwrap();
         crate::crdt::check_layout(&loaded, &doc_id()).unwrap();
@@ -135,6 +172,20 @@ mod tests {
         assert_eq!(reference.catalog.unwrap(), Catalog::default_catalog());
         assert_eq!(reference.calendar.unwrap(), Calendar::china());
         assert_eq!(reference.grids.len(), 1);
+    }
+
+    #[test]
+    fn grid_metadata_written_before_staff_were_posted_still_reads() {
+        let mut doc = genesis().with_actor(ActorId::from(SERVER_ACTOR));
+        let grids = grids(&doc).unwrap();
+        doc.put(&grids, "440703001001001", r#"{"name":"长堤社区第1网格","kind":"community"}"#).unwrap();
+        let meta = grid(&doc, "440703001001001").unwrap().unwrap();
+        assert_eq!(meta.name, "长堤社区第1网格");
+        assert!(meta.staff.is_empty());
+        // And a grid without staff is written as before, so older devices read it too.
+        set_grid(&mut doc, "440703001001001", &meta).unwrap();
+        assert_eq!(text(&doc, &grids, "440703001001001").unwrap(), r#"{"name":"长堤社区第1网格","kind":"community"}"#);
+        assert_eq!(grid(&doc, "440703001001002").unwrap(), None);
     }
 
     #[test]

@@ -2,11 +2,15 @@
 //! `POST /v1/blobs/{upload,status,download}`, `GET /healthz`. Bodies are the protocol's
 //! CBOR + gzip; errors are an `ErrorBody` with the HTTP status of the refusal, an oversized
 //! body included (413 `too_large`). Blocking storage work runs off the async workers.
+//!
+//! And one page for everyone, without a token: `GET /public/grids/{code}`, a grid's
+//! public card as HTML (`public_page.rs`).
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +20,7 @@ use wangge_core::sync::wire::{
     self, CONTENT_TYPE, ErrorBody, MAX_BODY_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, WireError,
 };
 
+use crate::public_page;
 use crate::service::{Service, ServiceError};
 use crate::storage::Storage;
 
@@ -36,6 +41,7 @@ pub fn router<S: Storage>(service: Service<S>) -> Router {
             post(|state, headers, body| authorized(state, headers, body, Service::<S>::download_blob)),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/public/grids/{code}", get(public_grid::<S>))
         // Bodies are read up to the limit and no further; a longer one is refused below
         // (`body`) with a CBOR 413 rather than axum's plain text.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -122,4 +128,29 @@ async fn authorized<S: Storage, Q: DeserializeOwned + Send + 'static, A: Seriali
         Ok(response) => cbor(StatusCode::OK, &response),
         Err(error) => refusal(error),
     }
+}
+
+/// A grid's public card as a page: no token, cached for a while; 404 with a short page
+/// for a code that is not a known grid's.
+async fn public_grid<S: Storage>(
+    State(service): State<Service<S>>,
+    code: Result<Path<String>, PathRejection>,
+) -> Response {
+    let result = match code {
+        Ok(Path(code)) => run(service, move |service| service.grid_card(&code)).await,
+        Err(_) => Err(ServiceError::NotFound("no such grid".into())),
+    };
+    let (status, page, cache) = match result {
+        Ok(card) => (StatusCode::OK, public_page::grid_page(&card), public_page::CACHE_CONTROL),
+        Err(ServiceError::NotFound(_)) => (StatusCode::NOT_FOUND, public_page::not_found_page(), "public, max-age=60"),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, public_page::error_page(), "no-store"),
+    };
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CACHE_CONTROL, cache),
+        (header::CONTENT_SECURITY_POLICY, public_page::CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    (status, headers, page).into_response()
 }

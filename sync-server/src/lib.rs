@@ -3,13 +3,14 @@
 
 pub mod demo;
 pub mod http;
+pub mod public_page;
 pub mod service;
 pub mod storage;
 
 use std::net::SocketAddr;
 
 pub use service::{Service, ServiceError};
-pub use storage::{SqliteStorage, Storage, Worker};
+pub use storage::{SqliteStorage, Storage, Worker, WorkerContact};
 
 /// Serves until `shutdown` completes, finishing requests in flight (graceful shutdown).
 pub async fn serve<S: Storage>(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use wangge_core::model::GridCode;
-use wangge_server::{Service, SqliteStorage, Worker};
+use wangge_server::{Service, SqliteStorage, Storage, Worker};
 
 #[derive(Debug, Parser)]
 #[command(name = "wangge-server", version, about = "The wangge sync server")]
@@ -59,6 +59,10 @@ enum Command {
         name: String,
         #[arg(long, default_value = "community")]
         kind: String,
+        /// The supervision phone (监督电话) posted on the grid's public card: a mainland
+        /// number or a 12xxx service line. Empty: none. Omitted: unchanged.
+        #[arg(long)]
+        supervision_phone: Option<String>,
     },
     /// Create (or update) a worker and print a one-time enrollment code for a device.
     AddWorker {
@@ -72,7 +76,29 @@ enum Command {
         department: Option<String>,
         #[arg(long = "grid")]
         grids: Vec<String>,
+        /// The name posted on the public card of the worker's grids (grid leaders, full-time,
+        /// part-time and professional workers; a worker without one is not posted).
+        /// Empty: none. Omitted: unchanged.
+        #[arg(long)]
+        name: Option<String>,
+        /// The work phone posted with the name. Empty: none. Omitted: unchanged.
+        #[arg(long)]
+        phone: Option<String>,
     },
+    /// Import grid boundaries from a GeoJSON FeatureCollection (one feature per grid:
+    /// properties `code`, `name`, `kind`; a Polygon or MultiPolygon in WGS-84), creating or
+    /// updating each grid and publishing its boundary to every device. Overlaps and gaps
+    /// are printed with their areas, and a file with any is refused unless --accept-issues.
+    ImportGrids {
+        #[arg(long)]
+        file: PathBuf,
+        /// Import even if grids overlap or leave gaps (each is printed).
+        #[arg(long)]
+        accept_issues: bool,
+    },
+    /// Print the boundaries of every grid that has one, as a GeoJSON FeatureCollection (the
+    /// format import-grids reads).
+    ExportGrids,
     /// Publish a matter catalog (its JSON file) to every device.
     SetCatalog {
         #[arg(long)]
@@ -127,14 +153,38 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 wangge_server::serve(listener, service, shutdown).await
             })?;
         }
-        Command::AddGrid { code, name, kind } => {
-            service.create_grid(&GridCode::parse_default(&code)?, &name, &kind)?;
+        Command::AddGrid { code, name, kind, supervision_phone } => {
+            let code = GridCode::parse_default(&code)?;
+            // Checked before anything changes.
+            if let Some(phone) = supervision_phone.as_deref().and_then(non_empty) {
+                wangge_core::card::parse_supervision_phone(phone)?;
+            }
+            service.create_grid(&code, &name, &kind)?;
+            if let Some(phone) = supervision_phone {
+                service.set_supervision_phone(&code, non_empty(&phone))?;
+            }
             println!("grid {code} ready");
         }
-        Command::AddWorker { person, role, department, grids } => {
+        Command::AddWorker { person, role, department, grids, name, phone } => {
+            // Checked before anything changes.
+            Service::<SqliteStorage>::check_worker_contact(
+                name.as_deref().and_then(non_empty),
+                phone.as_deref().and_then(non_empty),
+            )?;
             service.create_worker(&Worker { person: person.clone(), role, department, grids })?;
+            if name.is_some() || phone.is_some() {
+                let current = service.storage().worker_contact(&person)?.unwrap_or_default();
+                let name = name.as_deref().map_or(current.name.as_deref(), non_empty);
+                let phone = phone.as_deref().map_or(current.phone.as_deref(), non_empty);
+                service.set_worker_contact(&person, name, phone)?;
+            }
             println!("enrollment code for {person}: {}", service.issue_enrollment_code(&person)?);
         }
+        Command::ImportGrids { file, accept_issues } => {
+            let text = std::fs::read_to_string(&file).map_err(|error| format!("{}: {error}", file.display()))?;
+            import_grids(&service, &text, accept_issues)?;
+        }
+        Command::ExportGrids => print!("{}", export_grids(&service)?),
         Command::SetCatalog { file } => {
             let catalog = wangge_core::incident::catalog::Catalog::from_json(&std::fs::read_to_string(file)?)?;
             service.set_catalog(&catalog)?;
@@ -151,6 +201,54 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// A flag's value, where an empty one means "none".
+fn non_empty(value: &str) -> Option<&str> {
+    Some(value).filter(|value| !value.trim().is_empty())
+}
+
+/// Imports a boundary file, printing each grid and each partition issue with its area.
+fn import_grids(
+    service: &Service<SqliteStorage>,
+    geojson: &str,
+    accept_issues: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let report = service.import_boundaries(geojson, accept_issues)?;
+    for grid in &report.grids {
+        let status = if grid.new { "new" } else { "updated" };
+        println!("grid {} {} ({}), {:.0} m², {status}", grid.code, grid.name, grid.kind.code(), grid.area_m2);
+    }
+    for issue in &report.issues {
+        println!("issue: {issue}");
+    }
+    if !report.written {
+        return Err(format!(
+            "{} partition issue(s): nothing imported. Correct the file, or import it as it is with --accept-issues",
+            report.issues.len()
+        )
+        .into());
+    }
+    match report.issues.len() {
+        0 => println!("{} grid(s) imported", report.grids.len()),
+        n => println!("{} grid(s) imported, {n} partition issue(s) accepted", report.grids.len()),
+    }
+    Ok(())
+}
+
+/// The boundaries the server publishes, as GeoJSON; grids whose boundary this version
+/// cannot read are named on stderr.
+fn export_grids(service: &Service<SqliteStorage>) -> Result<String, Box<dyn std::error::Error>> {
+    use wangge_core::place::boundaries;
+    let id = wangge_core::reference::doc_id().to_string();
+    let snapshot =
+        wangge_server::Storage::snapshot(service.storage(), &id)?.ok_or("the server has no reference document")?;
+    let reference = wangge_core::reference::read(&automerge::AutoCommit::load(&snapshot)?)?;
+    let (grids, unreadable) = boundaries::from_reference(&reference.grids, wangge_core::model::CodeFormat::default());
+    for code in unreadable {
+        eprintln!("wangge-server: grid {code}: its boundary cannot be read by this version, left out");
+    }
+    Ok(boundaries::export_geojson(&grids))
 }
 
 #[cfg(test)]
@@ -171,5 +269,35 @@ mod tests {
         std::fs::write(&bad, "dbx = 1\n").unwrap();
         let error = Config::load(Some(&bad)).unwrap_err().to_string();
         assert!(error.contains("bad.toml") && error.contains("dbx"), "{error}");
+    }
+
+    #[test]
+    fn a_boundary_file_with_an_overlap_is_refused_unless_accepted_and_exports_as_imported() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Service::new(SqliteStorage::open(&dir.path().join("server.db")).unwrap());
+        let square = |code: &str, west: f64| {
+            let (east, south, north) = (west + 0.004, 22.580, 22.583);
+            serde_json::json!({ "type": "Feature",
+                "properties": { "code": code, "name": format!("长堤社区{}号网格", &code[12..]), "kind": "community" },
+                "geometry": { "type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]] } })
+        };
+        // The second grid starts 0.001° (about 103 m) inside the first.
+        let file = serde_json::json!({ "type": "FeatureCollection",
+            "features": [square("440703001001001", 113.080), square("440703001001002", 113.083)] })
+        .to_string();
+        let error = import_grids(&service, &file, false).unwrap_err().to_string();
+        assert!(error.contains("1 partition issue(s): nothing imported"), "{error}");
+        assert!(wangge_server::Storage::grid(service.storage(), "440703001001001").unwrap().is_none());
+
+        import_grids(&service, &file, true).unwrap();
+        let exported = export_grids(&service).unwrap();
+        let imported = wangge_core::place::boundaries::import_geojson(&file).unwrap();
+        assert_eq!(wangge_core::place::boundaries::import_geojson(&exported).unwrap(), imported);
+        assert!(
+            import_grids(&service, "{\"type\": \"Feature\"}", true)
+                .unwrap_err()
+                .to_string()
+                .contains("not a GeoJSON FeatureCollection")
+        );
     }
 }

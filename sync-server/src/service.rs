@@ -3,11 +3,12 @@
 //! name, downloads for whoever may read a document referring to them). No HTTP here
 //! (`http.rs` carries it).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use automerge::{AutoCommit, Change};
 use sha2::{Digest, Sha256};
+use wangge_core::activity::doc as activity_doc;
 use wangge_core::blobs::BlobHash;
 use wangge_core::crdt::{DocId, DocKind, check_layout, genesis};
 use wangge_core::incident::catalog::Catalog;
@@ -22,6 +23,8 @@ use wangge_core::sync::wire::{
 };
 
 use crate::storage::{BlobAppend, Device, DocUpdate, GridRecord, HeldState, Storage, StorageError, Worker};
+
+mod public_card;
 
 /// Why a request was refused; each maps to an HTTP status and a protocol error code.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +129,8 @@ impl<S> Clone for Service<S> {
 }
 
 /// The scopes a worker reads (and writes). Scope names: `grid:<code>:register`,
-/// `grid:<code>:sensitive`, `grid:<code>:incidents`, `dept:<code>:incidents`.
+/// `grid:<code>:sensitive`, `grid:<code>:incidents`, `grid:<code>:activity`,
+/// `dept:<code>:incidents`.
 pub fn readable_scopes(worker: &Worker) -> Vec<String> {
     let role = Role::from_code(&worker.role);
     // Everyone reads the reference data; nobody but the server writes it.
@@ -141,6 +145,8 @@ pub fn readable_scopes(worker: &Worker) -> Vec<String> {
     for grid in &worker.grids {
         scopes.push(grid_scope(grid, DocKind::Register));
         scopes.push(grid_scope(grid, DocKind::Incident));
+        // Field work: the grid's workers and the center (DESIGN §3), not departments.
+        scopes.push(grid_scope(grid, DocKind::Activity));
         if sensitive {
             scopes.push(grid_scope(grid, DocKind::Sensitive));
         }
@@ -171,7 +177,7 @@ pub const REFERENCE_SCOPE: &str = "reference";
 fn grid_scope(grid: &str, kind: DocKind) -> String {
     let part = match kind {
         DocKind::Incident => "incidents",
-        DocKind::Register | DocKind::Sensitive | DocKind::Reference => kind.code(),
+        DocKind::Register | DocKind::Sensitive | DocKind::Reference | DocKind::Activity => kind.code(),
     };
     format!("grid:{grid}:{part}")
 }
@@ -186,6 +192,10 @@ fn scopes_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
     match doc_id.kind {
         DocKind::Reference => vec![REFERENCE_SCOPE.to_owned()],
         DocKind::Register | DocKind::Sensitive => vec![grid_scope(&doc_id.key, doc_id.kind)],
+        DocKind::Activity => activity_doc::parse_key(&doc_id.key)
+            .map(|(grid, _)| grid_scope(grid, DocKind::Activity))
+            .into_iter()
+            .collect(),
         DocKind::Incident => {
             let mut scopes: Vec<String> =
                 incident_doc::report_grid(doc).map(|grid| grid_scope(&grid, DocKind::Incident)).into_iter().collect();
@@ -196,6 +206,30 @@ fn scopes_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
             scopes
         }
     }
+}
+
+/// What [`Service::import_boundaries`] found and did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportReport {
+    /// The file's grids, in file order.
+    pub grids: Vec<ImportedGrid>,
+    /// Overlaps involving the file's grids and gaps in their communities, found with the
+    /// boundaries the server already had for other grids.
+    pub issues: Vec<wangge_core::place::boundaries::PartitionIssue>,
+    /// Whether the grids were written: not when there were issues and they were not accepted.
+    pub written: bool,
+}
+
+/// One grid of an imported boundary file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedGrid {
+    pub code: GridCode,
+    pub name: String,
+    pub kind: wangge_core::model::GridKind,
+    /// Its area on the WGS-84 ellipsoid.
+    pub area_m2: f64,
+    /// Whether the server did not have the grid before.
+    pub new: bool,
 }
 
 impl<S: Storage> Service<S> {
@@ -238,7 +272,10 @@ impl<S: Storage> Service<S> {
             .map_err(|_| ServiceError::Malformed("stored reference document".into()))?
             .with_actor(automerge::ActorId::from(reference::SERVER_ACTOR));
         edit(&mut doc).map_err(|error| ServiceError::Malformed(error.to_string()))?;
-        doc.commit_with(automerge::transaction::CommitOptions::default().with_time(now_ms()));
+        if doc.commit_with(automerge::transaction::CommitOptions::default().with_time(now_ms())).is_none() {
+            // The edit changed nothing: no change for every device to download.
+            return Ok(());
+        }
         let Some(change) = doc.get_last_local_change() else { return Ok(()) };
         self.storage.commit(&[DocUpdate {
             doc: id,
@@ -286,8 +323,123 @@ impl<S: Storage> Service<S> {
             }
         }
         self.storage.commit(&updates)?;
-        let meta = reference::GridMeta { name: name.to_owned(), kind: kind.to_owned(), ..reference::GridMeta::default() };
-        self.update_reference(|doc| reference::set_grid(doc, code.as_str(), &meta))
+        // Updating a grid keeps what else its metadata holds (boundary, staff, supervision phone).
+        self.update_reference(|doc| {
+            let mut meta = reference::grid(doc, code.as_str())?.unwrap_or_default();
+            meta.name = name.to_owned();
+            meta.kind = kind.to_owned();
+            reference::set_grid(doc, code.as_str(), &meta)
+        })
+    }
+
+    /// Imports grid boundaries from a GeoJSON FeatureCollection (properties `code`, `name`,
+    /// `kind`; Polygon or MultiPolygon geometry in WGS-84; see
+    /// `wangge_core::place::boundaries::import_geojson`). Each grid of the file is created or
+    /// updated with its documents, as [`Service::create_grid`] does, and its metadata in the
+    /// reference document gets the file's name, kind and boundary, keeping what else it
+    /// holds (supervision phone, staff); all of it in one reference change, which every
+    /// device receives with its next sync. Grids not in the file are left as they are.
+    ///
+    /// First the file's grids are checked together with the boundaries the server already
+    /// has for other grids: overlaps involving them and gaps in their communities come back
+    /// in the report with their areas, and then nothing is written unless `accept_issues`.
+    /// A file that does not read is refused (`Malformed`), naming every bad feature.
+    pub fn import_boundaries(&self, geojson: &str, accept_issues: bool) -> Result<ImportReport> {
+        use std::collections::HashSet;
+        use wangge_core::model::CodeFormat;
+        use wangge_core::place::boundaries::{self, PartitionIssue};
+
+        let file = boundaries::import_geojson(geojson)
+            .map_err(|error| ServiceError::Malformed(format!("grid boundaries refused: {error}")))?;
+        let reference_id = reference::doc_id().to_string();
+        let snapshot = self
+            .storage
+            .snapshot(&reference_id)?
+            .ok_or_else(|| ServiceError::Malformed("no reference document".into()))?;
+        let published = AutoCommit::load(&snapshot)
+            .map_err(|_| ServiceError::Malformed("stored reference document".into()))
+            .and_then(|doc| reference::read(&doc).map_err(|error| ServiceError::Malformed(error.to_string())))?
+            .grids;
+
+        let in_file: HashSet<&str> = file.iter().map(|grid| grid.code.as_str()).collect();
+        let communities: HashSet<&str> = file.iter().map(|grid| grid.code.community_code()).collect();
+        let others: Vec<(String, reference::GridMeta)> =
+            published.iter().filter(|(code, _)| !in_file.contains(code.as_str())).cloned().collect();
+        let (mut together, _unreadable) = boundaries::from_reference(&others, CodeFormat::default());
+        together.extend(file.iter().cloned());
+        let issues: Vec<PartitionIssue> = boundaries::check_partition(&together)
+            .into_iter()
+            .filter(|issue| match issue {
+                PartitionIssue::Overlap { a, b, .. } => in_file.contains(a.as_str()) || in_file.contains(b.as_str()),
+                PartitionIssue::Gap { community, .. } => communities.contains(community.as_str()),
+            })
+            .collect();
+        let mut grids = Vec::with_capacity(file.len());
+        for grid in &file {
+            grids.push(ImportedGrid {
+                code: grid.code.clone(),
+                name: grid.name.clone(),
+                kind: grid.kind,
+                area_m2: grid.area_m2(),
+                new: self.storage.grid(grid.code.as_str())?.is_none(),
+            });
+        }
+        let written = issues.is_empty() || accept_issues;
+        if !written {
+            return Ok(ImportReport { grids, issues, written });
+        }
+
+        let mut updates = Vec::new();
+        for grid in &file {
+            self.storage.create_grid(&GridRecord {
+                code: grid.code.as_str().to_owned(),
+                name: grid.name.clone(),
+                kind: grid.kind.code().to_owned(),
+            })?;
+            for doc_kind in [DocKind::Register, DocKind::Sensitive] {
+                let id = DocId::new(doc_kind, &grid.code);
+                if self.storage.snapshot(&id.to_string())?.is_none() {
+                    let mut doc = genesis(doc_kind, &grid.code);
+                    updates.push(DocUpdate {
+                        doc: id.to_string(),
+                        snapshot: wire_snapshot(&mut doc),
+                        scopes: scopes_of(&id, &doc),
+                        changes: Vec::new(),
+                        blob_refs: Vec::new(),
+                    });
+                }
+            }
+        }
+        self.storage.commit(&updates)?;
+        let updated = |current: Option<&reference::GridMeta>, grid: &boundaries::GridBoundary| {
+            let mut meta = current.cloned().unwrap_or_default();
+            meta.name = grid.name.clone();
+            meta.kind = grid.kind.code().to_owned();
+            meta.boundary = Some(grid.geometry_json());
+            meta
+        };
+        let find = |grids: &[(String, reference::GridMeta)], code: &str| {
+            grids.iter().find(|(published, _)| published == code).map(|(_, meta)| meta.clone())
+        };
+        // A re-import that changes nothing makes no change for every device to download.
+        let changed: Vec<&boundaries::GridBoundary> = file
+            .iter()
+            .filter(|grid| {
+                let current = find(&published, grid.code.as_str());
+                current.as_ref() != Some(&updated(current.as_ref(), grid))
+            })
+            .collect();
+        if !changed.is_empty() {
+            self.update_reference(|doc| {
+                let current = reference::read(doc)?.grids;
+                for grid in &changed {
+                    let meta = updated(find(&current, grid.code.as_str()).as_ref(), grid);
+                    reference::set_grid(doc, grid.code.as_str(), &meta)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(ImportReport { grids, issues, written })
     }
 
     /// A worker with the grids it is responsible for: center staff's area codes stand for
@@ -353,7 +505,12 @@ impl<S: Storage> Service<S> {
                 return refuse(format!("unknown grid or area {grid}: create its grids first"));
             }
         }
-        Ok(self.storage.create_worker(worker)?)
+        let before = self.storage.worker(person)?;
+        self.storage.create_worker(worker)?;
+        // The cards of the grids it leaves and of those it joins.
+        let mut grids: BTreeSet<String> = worker.grids.iter().cloned().collect();
+        grids.extend(before.into_iter().flat_map(|before| before.grids));
+        self.publish_staff(&grids.into_iter().collect::<Vec<_>>())
     }
 
     /// The matter catalog devices have now (the built-in one until an operator publishes one).
@@ -631,11 +788,21 @@ impl<S: Storage> Service<S> {
                         .map_err(|_| ServiceError::Malformed("an incident id is a UUID".into()))?;
                     incident_doc::genesis(&doc_id.key)
                 }
+                DocKind::Activity => {
+                    let (grid, _) = activity_doc::parse_key(&doc_id.key).ok_or_else(|| {
+                        ServiceError::Malformed("an activity document is activity/<grid>:<YYYY-MM>".into())
+                    })?;
+                    if self.storage.grid(grid)?.is_none() {
+                        return Err(ServiceError::Forbidden(format!("{}: unknown grid", push.doc)));
+                    }
+                    activity_doc::genesis(&doc_id.key)
+                }
                 // Grid documents exist from the grid's creation.
                 _ => return Err(ServiceError::Forbidden(format!("{}: unknown grid", push.doc))),
             },
         };
         let before = incident_doc::read_timeline(&doc).unwrap_or_default();
+        let entries_before = activity_entries(&doc_id, &doc);
         let grid_before = incident_doc::report_grid(&doc);
         let scopes_before = scopes_of(&doc_id, &doc);
         let new: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = changes
@@ -672,6 +839,9 @@ impl<S: Storage> Service<S> {
                 return Err(ServiceError::Forbidden(format!("{}: an incident stays in its grid", push.doc)));
             }
             check_actions(&doc, &before, worker)?;
+        }
+        if doc_id.kind == DocKind::Activity {
+            check_entries(&push.doc, &entries_before, &activity_entries(&doc_id, &doc), worker)?;
         }
         let blob_refs = blob_refs_of(&doc_id, &doc);
         Ok(Some(DocUpdate {
@@ -774,6 +944,9 @@ fn parse_hash(text: &str) -> Result<BlobHash> {
 
 /// The blobs a document refers to: an incident's report photos and its actions' evidence.
 fn blob_refs_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
+    if doc_id.kind == DocKind::Activity {
+        return activity_doc::blob_refs(doc);
+    }
     if doc_id.kind != DocKind::Incident {
         return Vec::new();
     }
@@ -788,6 +961,48 @@ fn blob_refs_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
         }
     }
     refs.into_iter().map(|hash| hash.to_string()).collect()
+}
+
+/// An activity document's entries as `(map, id) → json`; empty for other documents.
+fn activity_entries(doc_id: &DocId, doc: &AutoCommit) -> BTreeMap<(String, String), String> {
+    if doc_id.kind != DocKind::Activity {
+        return BTreeMap::new();
+    }
+    activity_doc::CONTAINERS
+        .iter()
+        .flat_map(|container| {
+            activity_doc::entries(doc, container)
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |(id, json)| (((*container).to_owned(), id), json))
+        })
+        .collect()
+}
+
+/// Activity entries are written once, by their own worker: every entry there before a push
+/// is there after it, unchanged, and every new one names the pushing worker.
+fn check_entries(
+    doc: &str,
+    before: &BTreeMap<(String, String), String>,
+    after: &BTreeMap<(String, String), String>,
+    worker: &Worker,
+) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Author {
+        worker: String,
+    }
+    for (key, json) in before {
+        if after.get(key) != Some(json) {
+            return Err(ServiceError::Forbidden(format!("{doc}: entry {} was changed or removed", key.1)));
+        }
+    }
+    for (key, json) in after.iter().filter(|(key, _)| !before.contains_key(*key)) {
+        let author = serde_json::from_str::<Author>(json).map(|author| author.worker).unwrap_or_default();
+        if author != worker.person {
+            return Err(ServiceError::Forbidden(format!("{doc}: entry {} is not the worker's own", key.1)));
+        }
+    }
+    Ok(())
 }
 
 /// A timeline is append-only: every entry there before a push is still there after it,

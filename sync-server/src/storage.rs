@@ -4,6 +4,10 @@
 //! in a log with a sequence number, a snapshot per document, the scopes each document
 //! belongs to, which documents each device holds, and blobs (attachments) in chunks with
 //! the documents that refer to them.
+//!
+//! The schema carries its version in `PRAGMA user_version`; opening an older database
+//! upgrades it in one transaction (`UPGRADE_FROM_0`: workers' posted contact), and a
+//! database from a newer server is refused untouched.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +23,10 @@ pub enum StorageError {
     Sql(#[from] rusqlite::Error),
     #[error("{0}")]
     Conflict(String),
+    #[error(
+        "the database was written by a newer wangge-server (schema {found}, this version reads up to {supported}): update the server; the file was left untouched"
+    )]
+    NewerSchema { found: i64, supported: i64 },
 }
 
 /// A worker, as an operator created them.
@@ -31,6 +39,24 @@ pub struct Worker {
     /// Grid codes; for center staff also area codes (a county's 6 digits, a township's
     /// 9, a community's 12), which stand for every grid within the area.
     pub grids: Vec<String>,
+}
+
+/// A worker's public contact: the name and work phone posted on the card of their grids
+/// (grid staff's names and contacts are public by regulation; residents' are not). Both
+/// validated and normalized by the service. `Debug` leaves them out.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct WorkerContact {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+}
+
+impl std::fmt::Debug for WorkerContact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerContact")
+            .field("name", &self.name.as_ref().map(|_| "…"))
+            .field("phone", &self.phone.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,8 +156,15 @@ pub trait Storage: Send + Sync + 'static {
     fn grid(&self, code: &str) -> Result<Option<GridRecord>>;
     /// Every grid whose code starts with `prefix` (an area: county, township, community).
     fn grids_within(&self, prefix: &str) -> Result<Vec<GridRecord>>;
+    /// Creates a worker, or updates its role, department and grids (its contact stays).
     fn create_worker(&self, worker: &Worker) -> Result<()>;
     fn worker(&self, person: &str) -> Result<Option<Worker>>;
+    /// Sets a worker's posted contact; `false` if there is no such worker.
+    fn set_worker_contact(&self, person: &str, contact: &WorkerContact) -> Result<bool>;
+    fn worker_contact(&self, person: &str) -> Result<Option<WorkerContact>>;
+    /// The workers assigned to a grid (by its code, not by an area containing it), with
+    /// their contact, by person id.
+    fn grid_staff(&self, grid: &str) -> Result<Vec<(Worker, WorkerContact)>>;
     fn create_enrollment_code(&self, person: &str, code_hash: &str, now_ms: i64) -> Result<()>;
     /// Uses a code once: the device is created with its token's hash, or `None` if the code
     /// is unknown, used, or was created before `issued_after_ms` (expired).
@@ -192,10 +225,18 @@ pub struct SqliteStorage {
     conn: Mutex<Connection>,
 }
 
+/// The schema version this server writes (`PRAGMA user_version`). 0: before versions
+/// were kept; 1: workers' posted contact (`name`, `phone`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The current schema; `open` creates what is missing after upgrading older tables.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS grids (code TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS workers (
-    person TEXT PRIMARY KEY, role TEXT NOT NULL, department TEXT, grids TEXT NOT NULL  -- comma-separated grid codes
+    person TEXT PRIMARY KEY, role TEXT NOT NULL, department TEXT,
+    grids TEXT NOT NULL,  -- comma-separated grid codes
+    name TEXT,  -- the name posted on the card of the worker's grids; NULL: not posted
+    phone TEXT  -- the work phone posted with it, normalized
 ) STRICT;
 CREATE TABLE IF NOT EXISTS enrollment_codes (
     code_hash TEXT PRIMARY KEY, person TEXT NOT NULL REFERENCES workers(person), created_ms INTEGER NOT NULL,
@@ -255,6 +296,48 @@ CREATE TABLE IF NOT EXISTS blob_refs (
 CREATE INDEX IF NOT EXISTS blob_refs_doc ON blob_refs(doc_id);
 ";
 
+/// Version 0 → 1: workers get their posted contact.
+const UPGRADE_FROM_0: &str = "
+ALTER TABLE workers ADD COLUMN name TEXT;
+ALTER TABLE workers ADD COLUMN phone TEXT;
+";
+
+/// Brings a database to [`SCHEMA_VERSION`] in one transaction: each upgrade step from
+/// its version, then whatever tables are missing.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StorageError::NewerSchema { found: version, supported: SCHEMA_VERSION });
+    }
+    let has_workers: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'workers')",
+        [],
+        |row| row.get(0),
+    )?;
+    // A database without tables is new: the schema below creates the current tables.
+    if version == 0 && has_workers {
+        tx.execute_batch(UPGRADE_FROM_0)?;
+    }
+    tx.execute_batch(SCHEMA)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+const WORKER_COLUMNS: &str = "person, role, department, grids, name, phone";
+
+fn worker_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Worker, WorkerContact)> {
+    let grids: String = row.get(3)?;
+    let worker = Worker {
+        person: row.get(0)?,
+        role: row.get(1)?,
+        department: row.get(2)?,
+        grids: grids.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
+    };
+    Ok((worker, WorkerContact { name: row.get(4)?, phone: row.get(5)? }))
+}
+
 const BLOB_COLUMNS: &str = "id, hash, size, received, complete";
 
 fn blob_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRecord> {
@@ -288,12 +371,13 @@ fn blob_upload(conn: &Connection, device: &str, hash: &str) -> rusqlite::Result<
 
 impl SqliteStorage {
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
+        // Before WAL mode, which would rewrite the header of a newer server's file.
+        migrate(&mut conn)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
@@ -332,7 +416,9 @@ impl Storage for SqliteStorage {
 
     fn create_worker(&self, worker: &Worker) -> Result<()> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO workers (person, role, department, grids) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO workers (person, role, department, grids) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(person) DO UPDATE SET
+                 role = excluded.role, department = excluded.department, grids = excluded.grids",
             params![worker.person, worker.role, worker.department, worker.grids.join(",")],
         )?;
         Ok(())
@@ -341,16 +427,37 @@ impl Storage for SqliteStorage {
     fn worker(&self, person: &str) -> Result<Option<Worker>> {
         Ok(self
             .conn()
-            .query_row("SELECT person, role, department, grids FROM workers WHERE person = ?1", [person], |row| {
-                let grids: String = row.get(3)?;
-                Ok(Worker {
-                    person: row.get(0)?,
-                    role: row.get(1)?,
-                    department: row.get(2)?,
-                    grids: grids.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
-                })
-            })
-            .optional()?)
+            .query_row(&format!("SELECT {WORKER_COLUMNS} FROM workers WHERE person = ?1"), [person], worker_row)
+            .optional()?
+            .map(|(worker, _)| worker))
+    }
+
+    fn set_worker_contact(&self, person: &str, contact: &WorkerContact) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE workers SET name = ?2, phone = ?3 WHERE person = ?1",
+            params![person, contact.name, contact.phone],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn worker_contact(&self, person: &str) -> Result<Option<WorkerContact>> {
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT {WORKER_COLUMNS} FROM workers WHERE person = ?1"), [person], worker_row)
+            .optional()?
+            .map(|(_, contact)| contact))
+    }
+
+    fn grid_staff(&self, grid: &str) -> Result<Vec<(Worker, WorkerContact)>> {
+        let conn = self.conn();
+        // Grids are a comma-separated list: match a whole item, so that one code never
+        // matches inside another.
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {WORKER_COLUMNS} FROM workers WHERE instr(',' || grids || ',', ',' || ?1 || ',') > 0
+             ORDER BY person"
+        ))?;
+        let rows = statement.query_map([grid], worker_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn create_enrollment_code(&self, person: &str, code_hash: &str, now_ms: i64) -> Result<()> {
@@ -621,5 +728,118 @@ impl Storage for SqliteStorage {
             }
         }
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Every table's and index's columns, and the version: what must be the same after an
+    /// upgrade as in a new database (the `CREATE` text differs: SQLite appends added
+    /// columns to it).
+    fn layout(path: &Path) -> Vec<String> {
+        let conn = Connection::open(path).unwrap();
+        let mut names = conn.prepare("SELECT type, name FROM sqlite_schema ORDER BY type, name").unwrap();
+        let names: Vec<(String, String)> =
+            names.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap();
+        let mut layout =
+            vec![format!("version {}", conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0)).unwrap())];
+        for (kind, name) in names {
+            let pragma = if kind == "index" { "index_xinfo" } else { "table_xinfo" };
+            let mut columns = conn.prepare(&format!("SELECT * FROM pragma_{pragma}(?1)")).unwrap();
+            let n = columns.column_count();
+            let rows = columns
+                .query_map([&name], |row| {
+                    (0..n).map(|i| row.get_ref(i).map(|value| format!("{value:?}"))).collect::<Result<Vec<_>, _>>()
+                })
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            layout.push(format!("{kind} {name}: {rows:?}"));
+        }
+        layout
+    }
+
+    fn worker(person: &str, role: &str, grids: &[&str]) -> Worker {
+        Worker {
+            person: person.into(),
+            role: role.into(),
+            department: None,
+            grids: grids.iter().map(|grid| (*grid).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_database_without_worker_contacts_is_upgraded_to_what_a_new_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&old).unwrap();
+            conn.execute_batch(include_str!("sql/v0.sql")).unwrap();
+            conn.execute_batch(
+                "INSERT INTO grids VALUES ('440703001001001', '长堤社区第1网格', 'community');
+                 INSERT INTO workers VALUES ('w1', 'full_time_worker', NULL, '440703001001001');
+                 INSERT INTO enrollment_codes VALUES ('hash', 'w1', 1, NULL);
+                 INSERT INTO devices (id, person, actor, token_hash, name, created_ms)
+                     VALUES ('d1', 'w1', x'00', 'token', 'device', 1);",
+            )
+            .unwrap();
+        }
+        let storage = SqliteStorage::open(&old).unwrap();
+        assert_eq!(storage.worker("w1").unwrap().unwrap(), worker("w1", "full_time_worker", &["440703001001001"]));
+        assert_eq!(storage.worker_contact("w1").unwrap().unwrap(), WorkerContact::default());
+        let contact = WorkerContact { name: Some("陈专职".into()), phone: Some("13800000002".into()) };
+        assert!(storage.set_worker_contact("w1", &contact).unwrap());
+        assert_eq!(storage.worker_contact("w1").unwrap().unwrap(), contact);
+        assert!(storage.device_by_token("token").unwrap().is_some(), "devices stay enrolled");
+        drop(storage);
+
+        let fresh = dir.path().join("fresh.db");
+        drop(SqliteStorage::open(&fresh).unwrap());
+        assert_eq!(layout(&old), layout(&fresh));
+        // Opening again changes nothing.
+        drop(SqliteStorage::open(&old).unwrap());
+        assert_eq!(layout(&old), layout(&fresh));
+        assert_eq!(layout(&fresh)[0], format!("version {SCHEMA_VERSION}"));
+    }
+
+    #[test]
+    fn a_database_from_a_newer_server_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("newer.db");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        let refused = SqliteStorage::open(&path).unwrap_err();
+        assert!(
+            matches!(refused, StorageError::NewerSchema { found, supported } if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION)
+        );
+        let conn = Connection::open(&path).unwrap();
+        let n_tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0)).unwrap();
+        assert_eq!(n_tables, 0);
+        let journal: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
+        assert_eq!(journal, "delete", "not switched to WAL");
+    }
+
+    #[test]
+    fn updating_a_worker_keeps_its_contact_and_grid_staff_match_whole_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(&dir.path().join("server.db")).unwrap();
+        storage.create_worker(&worker("w1", "full_time_worker", &["440703001001001"])).unwrap();
+        storage.create_worker(&worker("w2", "grid_leader", &["440703001001011", "440703001001002"])).unwrap();
+        let contact = WorkerContact { name: Some("陈专职".into()), phone: None };
+        storage.set_worker_contact("w1", &contact).unwrap();
+        storage.create_worker(&worker("w1", "part_time_worker", &["440703001001002"])).unwrap();
+        assert_eq!(storage.worker_contact("w1").unwrap().unwrap(), contact);
+        assert!(!storage.set_worker_contact("nobody", &contact).unwrap());
+
+        let staff = |grid: &str| -> Vec<String> {
+            storage.grid_staff(grid).unwrap().into_iter().map(|(worker, _)| worker.person).collect()
+        };
+        assert_eq!(staff("440703001001002"), ["w1", "w2"]);
+        assert_eq!(staff("440703001001001"), Vec::<String>::new());
+        assert_eq!(staff("440703001001011"), ["w2"]);
+        assert_eq!(staff("44070300100101"), Vec::<String>::new(), "not a prefix of a code");
     }
 }

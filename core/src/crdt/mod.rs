@@ -48,6 +48,8 @@ pub enum DocKind {
     Incident,
     /// The server's reference data: catalog, calendar, grid metadata (`reference.rs`).
     Reference,
+    /// A grid's field work in one month: visits, check-ins, patrols (`activity::doc`).
+    Activity,
 }
 
 impl DocKind {
@@ -57,6 +59,7 @@ impl DocKind {
             DocKind::Sensitive => "sensitive",
             DocKind::Incident => "incident",
             DocKind::Reference => "reference",
+            DocKind::Activity => "activity",
         }
     }
 
@@ -66,6 +69,7 @@ impl DocKind {
             "sensitive" => Some(DocKind::Sensitive),
             "incident" => Some(DocKind::Incident),
             "reference" => Some(DocKind::Reference),
+            "activity" => Some(DocKind::Activity),
             _ => None,
         }
     }
@@ -75,7 +79,7 @@ impl DocKind {
         match self {
             DocKind::Register => &RecordKind::ALL,
             DocKind::Sensitive => &[RecordKind::Resident],
-            DocKind::Incident | DocKind::Reference => &[],
+            DocKind::Incident | DocKind::Reference | DocKind::Activity => &[],
         }
     }
 }
@@ -150,6 +154,7 @@ pub fn check_layout(doc: &AutoCommit, id: &DocId) -> crate::Result<()> {
     let containers: Vec<(&str, ObjType)> = match id.kind {
         DocKind::Incident => vec![("report", ObjType::Map), ("actions", ObjType::List)],
         DocKind::Reference => vec![("grids", ObjType::Map)],
+        DocKind::Activity => crate::activity::doc::CONTAINERS.iter().map(|key| (*key, ObjType::Map)).collect(),
         DocKind::Register | DocKind::Sensitive => {
             id.kind.record_kinds().iter().map(|kind| (kind.plural(), ObjType::Map)).collect()
         }

@@ -85,7 +85,7 @@ pub fn record_exists(doc: &AutoCommit, doc_kind: DocKind, kind: RecordKind, id: 
         DocKind::Sensitive => {
             container(doc, kind).is_some_and(|container| doc.map_range(&container, flat_range(id, "")).next().is_some())
         }
-        DocKind::Incident | DocKind::Reference => false,
+        DocKind::Incident | DocKind::Reference | DocKind::Activity => false,
     }
 }
 
@@ -124,7 +124,7 @@ pub fn read_record(doc: &AutoCommit, doc_kind: DocKind, kind: RecordKind, id: &s
                 return None;
             }
         }
-        DocKind::Incident | DocKind::Reference => return None,
+        DocKind::Incident | DocKind::Reference | DocKind::Activity => return None,
     }
     Some(record)
 }
@@ -160,7 +160,7 @@ pub(crate) fn apply_edits(
                 }
             }
         }
-        DocKind::Incident | DocKind::Reference => {
+        DocKind::Incident | DocKind::Reference | DocKind::Activity => {
             return Err(Error::document(doc_kind.code(), "holds no register records"));
         }
         DocKind::Sensitive => {
@@ -199,7 +199,7 @@ pub(crate) fn delete_record(doc: &mut AutoCommit, doc_kind: DocKind, kind: Recor
             vec![id.to_owned()]
         }
         DocKind::Sensitive => doc.map_range(&container, flat_range(id, "")).map(|item| item.key.to_string()).collect(),
-        DocKind::Incident | DocKind::Reference => Vec::new(),
+        DocKind::Incident | DocKind::Reference | DocKind::Activity => Vec::new(),
     };
     for key in &keys {
         doc.delete(&container, key.as_str()).map_err(automerge_error)?;
@@ -234,12 +234,12 @@ pub fn conflicts(doc: &mut AutoCommit, doc_kind: DocKind, kind: RecordKind, id: 
     let obj = match doc_kind {
         DocKind::Register => record_obj(doc, kind, id),
         DocKind::Sensitive => container(doc, kind),
-        DocKind::Incident | DocKind::Reference => None,
+        DocKind::Incident | DocKind::Reference | DocKind::Activity => None,
     };
     let Some(obj) = obj else { return Vec::new() };
     let keyed = |field: &str| match doc_kind {
         DocKind::Sensitive => flat_key(id, field),
-        DocKind::Register | DocKind::Incident | DocKind::Reference => field.to_owned(),
+        DocKind::Register | DocKind::Incident | DocKind::Reference | DocKind::Activity => field.to_owned(),
     };
     let mut found = Vec::new();
     for spec in fields_of(kind).iter().filter(|spec| spec.doc == doc_kind && spec.kind != FieldKind::Tags) {

@@ -222,26 +222,35 @@ fn china_time(ms: i64) -> Option<DateTime<FixedOffset>> {
     CHINA_TIME.timestamp_millis_opt(ms).single()
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
 /// A description: up to 2,000 characters, several lines allowed, no other control characters.
 fn checked_description(text: &str) -> Result<String> {
+    checked_notes("description", text, 2000)
+}
+
+/// Free text of several lines (a description, findings): up to `max` characters, no
+/// control characters but line breaks and tabs; may be empty.
+pub(super) fn checked_notes(field: &'static str, text: &str, max: usize) -> Result<String> {
     let text = text.trim();
     let n_chars = text.chars().count();
-    if n_chars > 2000 {
-        return Err(
-            InvalidField::new("description", Invalid::Length { expected: "at most 2000", found: n_chars }).into()
-        );
+    if n_chars > max {
+        let expected = match max {
+            2000 => "at most 2000",
+            500 => "at most 500",
+            _ => "shorter",
+        };
+        return Err(InvalidField::new(field, Invalid::Length { expected, found: n_chars }).into());
     }
     if let Some(position) = text.chars().position(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-        return Err(InvalidField::new("description", Invalid::Character { position: position + 1 }).into());
+        return Err(InvalidField::new(field, Invalid::Character { position: position + 1 }).into());
     }
     Ok(text.to_owned())
 }
 
-fn checked_photo(hash: &str) -> Result<String> {
+pub(super) fn checked_photo(hash: &str) -> Result<String> {
     let hex = hash.strip_prefix("sha256:").unwrap_or("");
     if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
         Ok(hash.to_ascii_lowercase())
@@ -457,7 +466,7 @@ impl Store {
     /// Applies changes to a document that is not a grid's (an incident, the reference),
     /// creating it from `genesis` if the device does not have it, and runs `project` in the
     /// same transaction when anything new arrived.
-    fn apply_standalone_changes<T>(
+    pub(super) fn apply_standalone_changes<T>(
         &self,
         doc_id: &DocId,
         changes: Vec<automerge::Change>,

@@ -21,8 +21,11 @@
 //! The store owns its connections — one writer (with the loaded documents) and one reader
 //! — and never hands them out.
 
+mod activity;
+mod card;
 pub(crate) mod documents;
 mod incidents;
+mod nearby;
 mod pending;
 mod projection;
 mod read;
@@ -585,7 +588,7 @@ impl Store {
         let edit = Edit::Put(spec.key, value);
         let write = match spec.doc {
             DocKind::Sensitive => RecordWrite { register: Vec::new(), sensitive: vec![edit] },
-            DocKind::Register | DocKind::Incident | DocKind::Reference => {
+            DocKind::Register | DocKind::Incident | DocKind::Reference | DocKind::Activity => {
                 RecordWrite { register: vec![edit], sensitive: Vec::new() }
             }
         };
@@ -658,6 +661,7 @@ impl Store {
         match doc.kind {
             DocKind::Incident => return self.apply_incident_changes(doc, decoded),
             DocKind::Reference => return self.apply_reference_changes(doc, decoded),
+            DocKind::Activity => return self.apply_activity_changes(doc, decoded),
             DocKind::Register | DocKind::Sensitive => {}
         }
         self.capture_direct(Target::Grid(&doc.key), |capture| capture.apply(doc, decoded))
@@ -687,6 +691,11 @@ impl Store {
         for id in incidents {
             if let Some(doc) = loaded(&tx, docs, &id, &self.actor)? {
                 incidents::project_incident(&tx, &id, doc, &self.catalog())?;
+            }
+        }
+        for id in activity::activity_doc_ids(&tx)? {
+            if let Some(doc) = loaded(&tx, docs, &id, &self.actor)? {
+                activity::project_activity(&tx, &id, doc)?;
             }
         }
         tx.commit()?;

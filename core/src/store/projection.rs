@@ -30,7 +30,7 @@ impl Changed {
         match kind {
             DocKind::Sensitive => Changed::Sensitive,
             // Incidents are projected by `incidents.rs`; the register is the default.
-            DocKind::Register | DocKind::Incident | DocKind::Reference => Changed::Register,
+            DocKind::Register | DocKind::Incident | DocKind::Reference | DocKind::Activity => Changed::Register,
         }
     }
 
@@ -163,7 +163,7 @@ pub(crate) fn row_exists(tx: &Transaction<'_>, kind: RecordKind, id: &str) -> Re
 
 /// Whether the projection has a row for the record in this grid: references between
 /// records stay inside their grid's documents.
-pub(crate) fn row_in_grid(tx: &Transaction<'_>, kind: RecordKind, id: &str, grid: &str) -> Result<bool> {
+pub(crate) fn row_in_grid(tx: &rusqlite::Connection, kind: RecordKind, id: &str, grid: &str) -> Result<bool> {
     Ok(tx
         .prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1 AND grid_code = ?2", table(kind)))?
         .query_row([id, grid], |_| Ok(()))
@@ -206,7 +206,7 @@ pub(crate) fn project_local(
     match doc_kind {
         DocKind::Register => project_local_row(tx, grid, kind, id, create, columns),
         DocKind::Sensitive => project_local_details(tx, grid, id, columns, tags),
-        DocKind::Incident | DocKind::Reference => {
+        DocKind::Incident | DocKind::Reference | DocKind::Activity => {
             Err(crate::Error::document(doc_kind.code(), "holds no register records"))
         }
     }
@@ -593,6 +593,15 @@ pub(crate) fn purge(tx: &Transaction<'_>, doc: &crate::crdt::DocId) -> Result<()
             tx.execute("UPDATE grids SET has_sensitive = 0 WHERE code = ?1", [key])?;
         }
         DocKind::Reference => {}
+        DocKind::Activity => {
+            tx.execute(
+                "DELETE FROM patrol_buildings WHERE patrol_id IN (SELECT id FROM patrols WHERE doc_key = ?1)",
+                [key],
+            )?;
+            for table in ["visits", "checkins", "patrols"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE doc_key = ?1"), [key])?;
+            }
+        }
         DocKind::Incident => {
             for table in ["incident_actions", "incident_departments"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE incident_id = ?1"), [key])?;

@@ -8,11 +8,12 @@ use rusqlite::{Connection, Transaction};
 use crate::{Error, Result};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const SCHEMA: &str = include_str!("sql/schema.sql");
 const UPGRADE_FROM_1: &str = include_str!("sql/upgrade_from_1.sql");
 const UPGRADE_FROM_2: &str = include_str!("sql/upgrade_from_2.sql");
+const UPGRADE_FROM_3: &str = include_str!("sql/upgrade_from_3.sql");
 #[cfg(test)]
 pub(crate) const SCHEMA_V1: &str = include_str!("sql/v1.sql");
 
@@ -106,6 +107,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         }
         if version < 3 {
             tx.execute_batch(UPGRADE_FROM_2)?;
+        }
+        if version < 4 {
+            tx.execute_batch(UPGRADE_FROM_3)?;
         }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -273,7 +277,9 @@ mod tests {
             for spec in fields_of(kind) {
                 let table = match (spec.doc, spec.kind) {
                     (_, FieldKind::Tags) => continue,
-                    (DocKind::Register | DocKind::Incident | DocKind::Reference, _) => kind.plural(),
+                    (DocKind::Register | DocKind::Incident | DocKind::Reference | DocKind::Activity, _) => {
+                        kind.plural()
+                    }
                     (DocKind::Sensitive, _) => "resident_details",
                 };
                 let n: i64 = conn

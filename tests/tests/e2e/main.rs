@@ -2,10 +2,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod activity;
 mod bad_input;
 mod blobs;
+mod card;
 mod grids;
 mod incidents;
+mod places;
 mod reference;
 
 use wangge_core::Store;
