@@ -301,13 +301,8 @@ impl<S: Storage> Service<S> {
         &self.storage
     }
 
-    /// Creates a grid, with its register and sensitive documents from their genesis.
-    pub fn create_grid(&self, code: &GridCode, name: &str, kind: &str) -> Result<()> {
-        self.storage.create_grid(&GridRecord {
-            code: code.as_str().to_owned(),
-            name: name.to_owned(),
-            kind: kind.to_owned(),
-        })?;
+    /// A grid's register and sensitive documents from their genesis, those not stored yet.
+    fn missing_grid_documents(&self, code: &GridCode) -> Result<Vec<DocUpdate>> {
         let mut updates = Vec::new();
         for doc_kind in [DocKind::Register, DocKind::Sensitive] {
             let id = DocId::new(doc_kind, code);
@@ -322,6 +317,17 @@ impl<S: Storage> Service<S> {
                 });
             }
         }
+        Ok(updates)
+    }
+
+    /// Creates a grid, with its register and sensitive documents from their genesis.
+    pub fn create_grid(&self, code: &GridCode, name: &str, kind: &str) -> Result<()> {
+        self.storage.create_grid(&GridRecord {
+            code: code.as_str().to_owned(),
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+        })?;
+        let updates = self.missing_grid_documents(code)?;
         self.storage.commit(&updates)?;
         // Updating a grid keeps what else its metadata holds (boundary, staff, supervision phone).
         self.update_reference(|doc| {
@@ -396,19 +402,7 @@ impl<S: Storage> Service<S> {
                 name: grid.name.clone(),
                 kind: grid.kind.code().to_owned(),
             })?;
-            for doc_kind in [DocKind::Register, DocKind::Sensitive] {
-                let id = DocId::new(doc_kind, &grid.code);
-                if self.storage.snapshot(&id.to_string())?.is_none() {
-                    let mut doc = genesis(doc_kind, &grid.code);
-                    updates.push(DocUpdate {
-                        doc: id.to_string(),
-                        snapshot: wire_snapshot(&mut doc),
-                        scopes: scopes_of(&id, &doc),
-                        changes: Vec::new(),
-                        blob_refs: Vec::new(),
-                    });
-                }
-            }
+            updates.extend(self.missing_grid_documents(&grid.code)?);
         }
         self.storage.commit(&updates)?;
         let updated = |current: Option<&reference::GridMeta>, grid: &boundaries::GridBoundary| {

@@ -50,12 +50,19 @@ impl TestServer {
 
     /// Creates a worker and returns a one-time enrollment code.
     pub fn worker(&self, person: &str, role: &str, department: Option<&str>, grids: &[&GridCode]) -> String {
+        let grids: Vec<&str> = grids.iter().map(|grid| grid.as_str()).collect();
+        self.worker_of_areas(person, role, department, &grids)
+    }
+
+    /// Creates a worker assigned to grids or, for center staff, areas (a county's 6 digits,
+    /// a township's 9, …) and returns a one-time enrollment code.
+    pub fn worker_of_areas(&self, person: &str, role: &str, department: Option<&str>, areas: &[&str]) -> String {
         self.service
             .create_worker(&Worker {
                 person: person.into(),
                 role: role.into(),
                 department: department.map(str::to_owned),
-                grids: grids.iter().map(|grid| grid.as_str().to_owned()).collect(),
+                grids: areas.iter().map(|area| (*area).to_owned()).collect(),
             })
             .expect("the worker");
         self.service.issue_enrollment_code(person).expect("an enrollment code")

@@ -34,16 +34,9 @@ async fn field_work_reaches_the_grid_and_the_center_and_check_ins_are_judged_by_
     let grid = GridCode::parse_default(L_GRID).unwrap();
     let worker = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&grid])).await;
     // A township center is given its area: every grid within it.
-    server
-        .service
-        .create_worker(&wangge_server::Worker {
-            person: "c1".into(),
-            role: "center_staff_township".into(),
-            department: None,
-            grids: vec!["440703001".into()],
-        })
-        .unwrap();
-    let center = TestDevice::enrolled(&server, &server.service.issue_enrollment_code("c1").unwrap()).await;
+    let center =
+        TestDevice::enrolled(&server, &server.worker_of_areas("c1", "center_staff_township", None, &["440703001"]))
+            .await;
     let handler =
         TestDevice::enrolled(&server, &server.worker("h1", "department_handler", Some("urban_management"), &[])).await;
     worker.sync().await;

@@ -64,16 +64,9 @@ async fn a_center_sees_every_grid_of_its_jurisdiction() {
     let outside = server.grid("440703002001001", "棠下村第1网格");
     let code = server.service.issue_enrollment_code("c1").err();
     assert!(code.is_some(), "no worker yet");
-    server
-        .service
-        .create_worker(&wangge_server::Worker {
-            person: "c1".into(),
-            role: "center_staff_township".into(),
-            department: None,
-            grids: vec!["440703001".into()],
-        })
-        .unwrap();
-    let center = TestDevice::enrolled(&server, &server.service.issue_enrollment_code("c1").unwrap()).await;
+    let center =
+        TestDevice::enrolled(&server, &server.worker_of_areas("c1", "center_staff_township", None, &["440703001"]))
+            .await;
     center.sync().await;
     let later = server.grid("440703001002001", "海旁社区第1网格");
     center.sync().await;
