@@ -229,8 +229,87 @@ async fn run_city(dir: &Path) -> DemoResult<()> {
     let h1_holds = h1.store.incidents(&wangge_core::IncidentFilter::default(), now)?.len();
     println!("  the urban-management handler's device holds {h1_holds} incident(s) and no register");
 
+    field_work(&service, &devices, &codes).await?;
+
     let _ = stop.send(());
     server.await??;
     println!("stores are in {}", dir.display());
+    Ok(())
+}
+
+/// A morning on foot for w-01: a visit, a check-in, an hour's patrol; the leader sees it,
+/// and the grid's public card (what `/public/grids/{code}` shows) reaches the devices.
+async fn field_work(service: &Service<SqliteStorage>, devices: &[Device], codes: &[GridCode]) -> DemoResult<()> {
+    use wangge_core::activity::track::{self, TrackPoint};
+    use wangge_core::activity::{NewVisit, VisitPurpose, VisitTarget};
+    let by_name = |name: &str| devices.iter().find(|device| device.name == name).ok_or("a demo device");
+    println!("field work:");
+    service.set_supervision_phone(&codes[0], Some("12345"))?;
+    service.set_worker_contact("w-01", Some("黄小梅"), Some("13800138001"))?;
+    service.set_worker_contact("l-01", Some("陈建国"), Some("13800138002"))?;
+    let w1 = by_name("w-01")?;
+    w1.sync().await?;
+    let grid = &codes[0];
+    let buildings = w1.store.list_buildings(grid)?;
+    let start = buildings.iter().find_map(|building| building.location).ok_or("a located building")?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let household = w1.store.list_households(grid)?[0].id;
+    w1.store.record_visit(
+        grid,
+        NewVisit {
+            target: VisitTarget::Household(household),
+            time_ms: now_ms,
+            location: Some(start),
+            purpose: VisitPurpose::Care,
+            findings: "独居老人身体良好，燃气灶已更换".into(),
+            follow_up: None,
+        },
+        &w1.actor,
+    )?;
+    w1.store.check_in(grid, start, now_ms, &w1.actor)?;
+    // An hour's walk at one fix per 5 s (about 5 m a step), winding north-east.
+    let (mut lat, mut lng) = (start.lat(), start.lng());
+    let points: Vec<TrackPoint> = (0..720)
+        .map(|i| {
+            let heading = (f64::from(i) / 40.0).sin().abs();
+            lat += 4.5e-5 * heading.sin();
+            lng += 4.5e-5 * heading.cos();
+            TrackPoint { time_ms: now_ms + i64::from(i) * 5_000, lat, lng }
+        })
+        .collect();
+    let blob = track::encode(&points).map_err(|error| error.to_string())?;
+    let blobs = wangge_core::blobs::BlobStore::beside(&w1.store, 64 * 1024 * 1024)?;
+    let hash = blobs.put(&blob)?;
+    let patrol = w1.store.record_patrol(grid, &points, hash.as_str(), &w1.actor)?;
+    println!(
+        "  w-01 visits a household, checks in and patrols for an hour: {:.0} m, {} building(s) passed, track {} B",
+        patrol.summary.distance_m,
+        patrol.buildings_passed.len(),
+        blob.len()
+    );
+    report("w-01 syncs its field work", &w1.sync().await?);
+    let uploaded = w1.client.upload_pending_blobs(&w1.store, &blobs).await?;
+    println!("  w-01 uploads the track: {} blob(s), {} B", uploaded.n_blobs, uploaded.bytes_sent);
+    let leader = by_name("l-01")?;
+    report("l-01 syncs", &leader.sync().await?);
+    let month = wangge_core::activity::doc::month_of(now_ms);
+    let figures = leader.store.worker_month("w-01", &month)?;
+    println!(
+        "  w-01's month as the leader sees it: {} visit(s), {} check-in day(s), {} patrol(s) {:.0} m, coverage {:.0}%",
+        figures.n_visits,
+        figures.n_check_in_days,
+        figures.n_patrols,
+        figures.patrol_distance_m,
+        figures.coverage.unwrap_or(0.0) * 100.0
+    );
+    let card = leader.store.grid_card(grid)?;
+    println!(
+        "  public card of {} (/public/grids/{}): {} leader(s), {} worker(s) posted, supervision phone {}",
+        card.name,
+        card.code,
+        card.leaders.len(),
+        card.workers.len(),
+        card.supervision_phone.as_deref().unwrap_or("none")
+    );
     Ok(())
 }
