@@ -236,6 +236,33 @@ impl From<core::WorkerMonth> for WorkerMonth {
     }
 }
 
+/// A recorded view of a resident's full values: who, what, when, why.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FullView {
+    pub id: String,
+    pub grid: String,
+    pub worker: String,
+    pub time_ms: i64,
+    /// `resident/<id>`.
+    pub record: String,
+    pub fields: Vec<String>,
+    pub reason: String,
+}
+
+impl From<core::FullView> for FullView {
+    fn from(v: core::FullView) -> Self {
+        FullView {
+            id: v.id,
+            grid: v.grid,
+            worker: v.worker,
+            time_ms: v.time_ms,
+            record: v.record,
+            fields: v.fields,
+            reason: v.reason,
+        }
+    }
+}
+
 /// Which grid a point is in, by the boundaries on this device.
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum Located {

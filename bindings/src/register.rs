@@ -288,6 +288,18 @@ impl From<core::Building> for Building {
     }
 }
 
+impl From<core::ResidentSensitive> for ResidentSensitive {
+    /// The full values (for `reveal_resident` only).
+    fn from(s: core::ResidentSensitive) -> Self {
+        ResidentSensitive {
+            id_number: s.id_number.map(|id| id.as_str().to_owned()),
+            phone: s.phone.map(|phone| phone.as_str().to_owned()),
+            birth_date: s.birth_date.map(|date| date.to_string()),
+            tags: s.tags.into_iter().collect(),
+        }
+    }
+}
+
 /// Fields left `None` are not changed.
 #[derive(Debug, Clone, PartialEq, Default, uniffi::Record)]
 pub struct BuildingPatch {
@@ -470,7 +482,9 @@ impl TryFrom<NewResident> for core::NewResident {
     }
 }
 
-/// What only roles allowed to see sensitive data receive (DESIGN §3).
+/// What only roles allowed to see sensitive data receive (DESIGN §3). In a `Resident` the ID
+/// number and phone are masked (`4407**********123X`, `138****5678`); the full values come
+/// from `FieldStore.reveal_resident`, which records who saw them and why.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct ResidentSensitive {
     pub id_number: Option<String>,
@@ -505,8 +519,8 @@ impl From<core::Resident> for Resident {
             residence_type: r.residence_type,
             status: r.status.into(),
             sensitive: r.sensitive.map(|s| ResidentSensitive {
-                id_number: s.id_number.map(|id| id.as_str().to_owned()),
-                phone: s.phone.map(|phone| phone.as_str().to_owned()),
+                id_number: s.id_number.map(|id| id.masked()),
+                phone: s.phone.map(|phone| phone.masked()),
                 birth_date: s.birth_date.map(|date| date.to_string()),
                 tags: s.tags.into_iter().collect(),
             }),

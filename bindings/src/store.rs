@@ -178,8 +178,26 @@ impl FieldStore {
         Ok(self.inner.household(model::HouseholdId::parse(&id)?)?.into())
     }
 
+    /// A resident, with the ID number and phone masked.
     pub fn resident(&self, id: String) -> Result<Resident> {
         Ok(self.inner.resident(model::ResidentId::parse(&id)?)?.into())
+    }
+
+    /// A resident's full ID number and phone, for a worker whose role may see them, with
+    /// the reason (1 to 100 characters). The view is recorded (who, what, when, why) in the
+    /// grid's activity and syncs to the grid's workers and the center.
+    pub fn reveal_resident(&self, id: String, reason: String) -> Result<ResidentSensitive> {
+        let id = model::ResidentId::parse(&id)?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let sensitive = self.inner.reveal_resident(id, &reason, &self.actor()?, now_ms)?;
+        let grid = self.inner.resident(id)?.grid.to_string();
+        self.changed_locally(vec![grid], Vec::new());
+        Ok(sensitive.into())
+    }
+
+    /// The recorded views of full values in a grid between two times (ms), newest first.
+    pub fn full_views(&self, grid: String, from_ms: i64, until_ms: i64) -> Result<Vec<FullView>> {
+        Ok(self.inner.full_views(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
     }
 
     pub fn organization(&self, id: String) -> Result<Organization> {

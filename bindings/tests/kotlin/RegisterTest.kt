@@ -47,9 +47,13 @@ class RegisterTest {
         assertEquals(Gender.FEMALE, resident.gender, "gender from the ID number's 17th digit")
         assertEquals(RecordStatus.Active, resident.status)
         val sensitive = assertNotNull(resident.sensitive, "this device holds the grid's sensitive data")
-        assertEquals(ID_NUMBER, sensitive.idNumber)
-        assertEquals(PHONE, sensitive.phone)
+        assertEquals("1101**********002X", sensitive.idNumber, "shown masked")
+        assertEquals("138****8000", sensitive.phone, "shown masked")
         assertEquals("1949-12-31", sensitive.birthDate, "birth date from the ID number")
+        val full = store.revealResident(ids.resident, "核实身份")
+        assertEquals(ID_NUMBER, full.idNumber)
+        assertEquals(PHONE, full.phone)
+        assertEquals(listOf("核实身份"), store.fullViews(GRID, 0L, Long.MAX_VALUE).map { it.reason })
 
         assertEquals(listOf(ids.resident), store.residentsOfHousehold(ids.household).map { it.id })
     }

@@ -54,8 +54,8 @@ class CaptureAndQueryTest(StoreCase):
         self.assertEqual(read.household, household)
         self.assertEqual(read.gender, wangge.Gender.FEMALE)  # from the ID number
         self.assertEqual(read.sensitive.birth_date, "1949-12-31")
-        self.assertEqual(read.sensitive.id_number, "11010519491231002X")
-        self.assertEqual(read.sensitive.phone, "13800138000")
+        self.assertEqual(read.sensitive.id_number, "1101**********002X")  # masked by default
+        self.assertEqual(read.sensitive.phone, "138****8000")
         self.assertEqual(read.sensitive.tags, [wangge.PersonTag.ELDERLY_ALONE])
         self.assertEqual(read.status, wangge.RecordStatus.ACTIVE())
 
@@ -66,6 +66,21 @@ class CaptureAndQueryTest(StoreCase):
         self.assertEqual(summary.building_name, "2栋")
         self.assertEqual([b.id for b in self.store.list_buildings(GRID)], [building])
         self.assertEqual([r.id for r in self.store.residents_of_household(household)], [resident])
+
+    def test_full_values_need_a_reason_and_leave_an_audit_record(self):
+        resident = self.resident(self.household())
+        full = self.store.reveal_resident(resident, "核实低保申请")
+        self.assertEqual((full.id_number, full.phone), ("11010519491231002X", "13800138000"))
+        [view] = self.store.full_views(GRID, 0, 2**62)
+        self.assertEqual((view.worker, view.record, view.reason), ("w1", f"resident/{resident}", "核实低保申请"))
+        self.assertEqual(view.fields, ["id_number", "phone"])
+        with self.assertRaises(wangge.ApiError.InvalidInput):
+            self.store.reveal_resident(resident, "")
+        part_time = wangge.FieldStore.open(str(self.dir / "p.db"), worker(wangge.Role.PART_TIME_WORKER, "p1"))
+        part_time.add_grid(GRID, "长堤社区第1网格", wangge.GridKind.COMMUNITY, False)
+        with self.assertRaises(wangge.ApiError.NotFound):
+            part_time.reveal_resident(resident, "看看")  # not on a device without the grid's data
+        self.assertEqual(len(self.store.full_views(GRID, 0, 2**62)), 1)
 
     def test_search_by_name_fragment_and_phone_tail(self):
         resident = self.resident(self.household())
@@ -81,7 +96,7 @@ class CaptureAndQueryTest(StoreCase):
         read = self.store.resident(resident)
         self.assertEqual(read.relation, wangge.Relation.SPOUSE)
         self.assertIsNone(read.sensitive.phone)
-        self.assertEqual(read.sensitive.id_number, "11010519491231002X")
+        self.assertEqual(read.sensitive.id_number, "1101**********002X")
         self.assertEqual(set(read.sensitive.tags), {wangge.PersonTag.ELDERLY_ALONE, wangge.PersonTag.VETERAN})
 
         building = self.building()

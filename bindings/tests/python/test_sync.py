@@ -86,7 +86,13 @@ class EnrollAndSyncTest(SyncCase):
         _subscription = leader.subscribe(recorder)
         await leader.sync(None)
         self.assertEqual([summary.id for summary in leader.list_households(GRID)], [household])
-        self.assertEqual(leader.resident(resident).sensitive.phone, "13800138000")
+        self.assertEqual(leader.resident(resident).sensitive.phone, "138****8000")
+        self.assertEqual(leader.reveal_resident(resident, "回访核实").phone, "13800138000")
+        await leader.sync(None)
+        await worker.sync(None)
+        # The view travelled: the worker's device has the leader's audit record.
+        [view] = worker.full_views(GRID, 0, 2**62)
+        self.assertEqual((view.worker, view.reason), ("l1", "回访核实"))
         synced = [change for change in recorder.changes if change.source == wangge.ChangeSource.SYNC]
         self.assertTrue(any(GRID in change.grids for change in synced), recorder.changes)
 

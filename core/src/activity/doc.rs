@@ -15,8 +15,10 @@ use crate::{Error, Result};
 pub const VISITS: &str = "visits";
 pub const CHECKINS: &str = "checkins";
 pub const PATROLS: &str = "patrols";
+/// Views of full sensitive values (the audit trail of who saw what, and why).
+pub const VIEWS: &str = "views";
 /// The maps of the document, made by its genesis.
-pub const CONTAINERS: [&str; 3] = [VISITS, CHECKINS, PATROLS];
+pub const CONTAINERS: [&str; 4] = [VISITS, CHECKINS, PATROLS, VIEWS];
 
 /// `YYYY-MM` of a time, in China time: the month whose document an entry goes to.
 pub fn month_of(time_ms: i64) -> String {
@@ -93,6 +95,16 @@ pub(crate) struct PatrolEntry {
     pub track: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ViewEntry {
+    pub worker: String,
+    pub time_ms: i64,
+    /// `resident/<id>`.
+    pub record: String,
+    pub fields: Vec<String>,
+    pub reason: String,
+}
+
 /// Writes a new entry (its id must be new: entries are never rewritten).
 pub(crate) fn put_entry<T: Serialize>(doc: &mut AutoCommit, container: &str, id: &str, entry: &T) -> Result<()> {
     let map = container_of(doc, container)?;
@@ -159,6 +171,25 @@ pub(crate) fn location(point: &Wgs84) -> [f64; 2] {
 }
 
 /// Reads the document's entries; one that does not read (a newer version's) is skipped.
+/// The views of full values recorded in the document.
+pub(crate) fn read_views(doc: &AutoCommit, grid: &str) -> Result<Vec<super::FullView>> {
+    Ok(entries(doc, VIEWS)?
+        .into_iter()
+        .filter_map(|(id, json)| {
+            let entry: ViewEntry = serde_json::from_str(&json).ok()?;
+            Some(super::FullView {
+                id,
+                grid: grid.to_owned(),
+                worker: entry.worker,
+                time_ms: entry.time_ms,
+                record: entry.record,
+                fields: entry.fields,
+                reason: entry.reason,
+            })
+        })
+        .collect())
+}
+
 pub(crate) fn read(doc: &AutoCommit, grid: &str) -> Result<(Vec<Visit>, Vec<CheckIn>, Vec<Patrol>)> {
     let visits = entries(doc, VISITS)?
         .into_iter()

@@ -2,8 +2,8 @@
 //! times and places (定位、定时), and patrols (巡查) with their GPS tracks.
 //!
 //! A grid's activity of one month is one automerge document (DESIGN §3), key
-//! `<grid>:<YYYY-MM>`, with three maps of immutable entries keyed by id: `visits`,
-//! `checkins`, `patrols`. An entry is written once, by its worker, as JSON; nobody edits
+//! `<grid>:<YYYY-MM>`, with four maps of immutable entries keyed by id: `visits`,
+//! `checkins`, `patrols`, and `views` — the audit trail of full sensitive values seen. An entry is written once, by its worker, as JSON; nobody edits
 //! or removes another's (the server checks). A patrol's track travels as a blob
 //! ([`track`]), the document holds its summary.
 //!
@@ -100,6 +100,20 @@ pub struct Patrol {
     pub buildings_passed: Vec<crate::model::BuildingId>,
     /// The track blob's hash (`sha256:…`).
     pub track: String,
+}
+
+/// A view of a resident's full sensitive values (shown masked otherwise): who, what, when
+/// and why. It syncs like any entry, to the grid's workers and the center.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FullView {
+    pub id: String,
+    pub grid: String,
+    pub worker: String,
+    pub time_ms: i64,
+    /// `resident/<id>`.
+    pub record: String,
+    pub fields: Vec<String>,
+    pub reason: String,
 }
 
 /// How much of a grid's buildings were visited or passed in a period (走访覆盖率).

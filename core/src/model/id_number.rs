@@ -428,4 +428,9 @@ mod tests {
             assert!(!message.contains("1101051949"), "{message}");
         }
     }
+
+    #[test]
+    fn masked_shows_the_first_four_and_last_four() {
+        assert_eq!(IdNumber::parse("11010519491231002X").unwrap().masked(), "1101**********002X");
+    }
 }

@@ -553,4 +553,11 @@ mod tests {
             assert!(!message.contains("1234"), "{message}");
         }
     }
+
+    #[test]
+    fn masked_shows_only_the_ends() {
+        assert_eq!(Phone::parse("13812345678").unwrap().masked(), "138****5678");
+        assert_eq!(Phone::parse("0750-3501234").unwrap().masked(), "0750-***1234");
+        assert_eq!(Phone::parse("0750-3501234-808").unwrap().masked(), "0750-***1234");
+    }
 }

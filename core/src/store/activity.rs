@@ -16,7 +16,7 @@ use super::incidents::{checked_notes, now_ms};
 use super::{Store, Writer, documents, loaded, n_chunks, projection};
 use crate::activity::doc::{self as activity_doc, CHECKINS, CheckInEntry, PATROLS, PatrolEntry, VISITS, VisitEntry};
 use crate::activity::track::{self, TrackPoint, TrackSummary};
-use crate::activity::{CheckIn, Coverage, NewVisit, Patrol, Visit, VisitPurpose, VisitTarget, WorkerMonth};
+use crate::activity::{CheckIn, Coverage, FullView, NewVisit, Patrol, Visit, VisitPurpose, VisitTarget, WorkerMonth};
 use crate::calendar::CHINA_TIME;
 use crate::crdt::{DocId, DocKind};
 use crate::incident::Actor;
@@ -180,6 +180,53 @@ impl Store {
             |tx, doc| project_activity(tx, doc_id, doc),
         )?;
         Ok(n_new)
+    }
+
+    /// A resident's full ID number and phone (shown masked otherwise), for a worker whose
+    /// role may see sensitive data, with the reason: the view is recorded in the grid's
+    /// activity of the month (who, what, when, why) and syncs like any entry.
+    pub fn reveal_resident(
+        &self,
+        id: ResidentId,
+        reason: &str,
+        viewer: &Actor,
+        time_ms: i64,
+    ) -> Result<crate::model::ResidentSensitive> {
+        let resident = self.resident(id)?;
+        let no_access = || Error::NoSensitiveAccess { grid: resident.grid.to_string() };
+        if !viewer.role.may_see_sensitive_data() {
+            return Err(no_access());
+        }
+        let sensitive = resident.sensitive.clone().ok_or_else(no_access)?;
+        let reason = crate::model::checked_text("reason", reason, 100)?;
+        let entry = activity_doc::ViewEntry {
+            worker: viewer.person.clone(),
+            time_ms,
+            record: format!("resident/{id}"),
+            fields: vec!["id_number".into(), "phone".into()],
+            reason,
+        };
+        self.write_entry(&resident.grid, time_ms, activity_doc::VIEWS, &entry)?;
+        Ok(sensitive)
+    }
+
+    /// The recorded views of full values in a grid between two times (ms), newest first.
+    pub fn full_views(&self, grid: &GridCode, from_ms: i64, until_ms: i64) -> Result<Vec<FullView>> {
+        let conn = self.reader();
+        let mut statement = conn.prepare_cached(
+            "SELECT id, grid_code, worker, time_ms, record, fields, reason FROM views
+             WHERE grid_code = ?1 AND time_ms >= ?2 AND time_ms < ?3 ORDER BY time_ms DESC, id DESC",
+        )?;
+        let rows = statement.query_map(params![grid.as_str(), from_ms, until_ms], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get::<_, String>(5)?, row.get(6)?))
+        })?;
+        let mut found = Vec::new();
+        for row in rows {
+            let (id, grid, worker, time_ms, record, fields, reason) = row?;
+            let fields = serde_json::from_str(&fields).unwrap_or_default();
+            found.push(FullView { id, grid, worker, time_ms, record, fields, reason });
+        }
+        Ok(found)
     }
 
     /// The visits to a grid's households and organizations between two times (ms), newest first.
@@ -435,6 +482,23 @@ pub(super) fn project_activity(tx: &Transaction<'_>, doc_id: &DocId, doc: &AutoC
         .execute(params![doc_id.to_string(), grid])?;
     projection::purge(tx, doc_id)?;
     let (visits, check_ins, patrols) = activity_doc::read(doc, grid)?;
+    let mut insert_view = tx.prepare_cached(
+        "INSERT OR REPLACE INTO views (id, doc_key, grid_code, worker, time_ms, record, fields, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for view in activity_doc::read_views(doc, grid)? {
+        let fields = serde_json::to_string(&view.fields).map_err(|error| Error::document(doc_id, error))?;
+        insert_view.execute(params![
+            view.id,
+            key,
+            grid,
+            view.worker,
+            view.time_ms,
+            view.record,
+            fields,
+            view.reason
+        ])?;
+    }
     let mut insert_visit = tx.prepare_cached(
         "INSERT OR REPLACE INTO visits (id, doc_key, grid_code, worker, time_ms, target_kind, target_id, purpose,
             findings, follow_up, incident_id, lat, lng) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",

@@ -598,7 +598,7 @@ pub(crate) fn purge(tx: &Transaction<'_>, doc: &crate::crdt::DocId) -> Result<()
                 "DELETE FROM patrol_buildings WHERE patrol_id IN (SELECT id FROM patrols WHERE doc_key = ?1)",
                 [key],
             )?;
-            for table in ["visits", "checkins", "patrols"] {
+            for table in ["visits", "checkins", "patrols", "views"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE doc_key = ?1"), [key])?;
             }
         }

@@ -231,3 +231,27 @@ fn two_devices_merge_a_months_activity_and_project_the_same() {
     a.store.rebuild_projection().unwrap();
     assert_eq!(all(&a.store), before);
 }
+
+#[test]
+fn a_full_view_is_recorded_with_who_what_when_and_why() {
+    let device = device();
+    let (_, _, resident) = family(&device.store);
+    let time = ms(2026, 11, 7, 15);
+    let sensitive = device.store.reveal_resident(resident, "核实低保申请", &worker("w1"), time).unwrap();
+    assert!(sensitive.id_number.is_some());
+    let views = device.store.full_views(&grid_code(), 0, i64::MAX).unwrap();
+    assert_eq!(views.len(), 1);
+    let view = &views[0];
+    assert_eq!((view.worker.as_str(), view.time_ms, view.reason.as_str()), ("w1", time, "核实低保申请"));
+    assert_eq!(view.record, format!("resident/{resident}"));
+    assert_eq!(view.fields, vec!["id_number".to_owned(), "phone".to_owned()]);
+
+    // A part-time worker's role may not see full values; a view needs a reason.
+    let part_time = Actor { person: "p1".into(), role: Role::PartTimeWorker, department: None };
+    assert!(matches!(
+        device.store.reveal_resident(resident, "看看", &part_time, time),
+        Err(Error::NoSensitiveAccess { .. })
+    ));
+    assert!(matches!(device.store.reveal_resident(resident, " ", &worker("w1"), time), Err(Error::Invalid(_))));
+    assert_eq!(device.store.full_views(&grid_code(), 0, i64::MAX).unwrap().len(), 1);
+}

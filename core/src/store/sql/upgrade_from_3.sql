@@ -56,3 +56,18 @@ CREATE TABLE patrol_buildings (
     PRIMARY KEY (patrol_id, building_id)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX patrol_buildings_building ON patrol_buildings(building_id);
+
+CREATE TABLE views (
+    -- Views of full sensitive values: the audit trail (activity documents, map `views`).
+    id TEXT PRIMARY KEY,
+    doc_key TEXT NOT NULL,
+    grid_code TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    record TEXT NOT NULL,                   -- resident/<id>
+    fields TEXT NOT NULL,                   -- JSON array of field names
+    reason TEXT NOT NULL
+) STRICT;
+CREATE INDEX views_doc ON views(doc_key);
+CREATE INDEX views_grid_time ON views(grid_code, time_ms);
+CREATE INDEX views_record ON views(record);
