@@ -185,7 +185,8 @@ impl FieldStore {
 
     /// A resident's full ID number and phone, for a worker whose role may see them, with
     /// the reason (1 to 100 characters). The view is recorded (who, what, when, why) in the
-    /// grid's activity and syncs to the grid's workers and the center.
+    /// grid's audit document of the month, which syncs to the roles that may see sensitive
+    /// data and the center.
     pub fn reveal_resident(&self, id: String, reason: String) -> Result<ResidentSensitive> {
         let id = model::ResidentId::parse(&id)?;
         let now_ms = chrono::Utc::now().timestamp_millis();

@@ -192,10 +192,11 @@ fn scopes_of(doc_id: &DocId, doc: &AutoCommit) -> Vec<String> {
     match doc_id.kind {
         DocKind::Reference => vec![REFERENCE_SCOPE.to_owned()],
         DocKind::Register | DocKind::Sensitive => vec![grid_scope(&doc_id.key, doc_id.kind)],
-        DocKind::Activity => activity_doc::parse_key(&doc_id.key)
-            .map(|(grid, _)| grid_scope(grid, DocKind::Activity))
-            .into_iter()
-            .collect(),
+        // The audit trail (views of full values) goes to those who may see those values.
+        DocKind::Activity => {
+            let kind = if activity_doc::is_audit(&doc_id.key) { DocKind::Sensitive } else { DocKind::Activity };
+            activity_doc::parse_key(&doc_id.key).map(|(grid, _)| grid_scope(grid, kind)).into_iter().collect()
+        }
         DocKind::Incident => {
             let mut scopes: Vec<String> =
                 incident_doc::report_grid(doc).map(|grid| grid_scope(&grid, DocKind::Incident)).into_iter().collect();

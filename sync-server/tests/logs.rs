@@ -52,11 +52,8 @@ fn the_scanners_find_what_they_look_for() {
 #[test]
 fn the_demo_logs_no_id_number_and_no_phone() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_wangge-server"))
-        .args(["demo", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_wangge-server")).args(["demo", "--dir"]).arg(dir.path()).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "the demo failed:\n{text}");
     // The demo did what it says: residents captured, synced, an incident archived.

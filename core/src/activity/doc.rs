@@ -31,8 +31,24 @@ pub fn doc_id(grid: &GridCode, month: &str) -> DocId {
     DocId { kind: DocKind::Activity, key: format!("{}:{month}", grid.as_str()) }
 }
 
-/// The grid code and month of an activity document's key, if it is one.
+/// The suffix of the key of a month's audit document: the views of full sensitive values
+/// go there, apart from the field work, because only the roles that may see sensitive data
+/// (and the center) may read them.
+pub const AUDIT_SUFFIX: &str = ":audit";
+
+/// The document of `grid`'s audit trail in `month`: `<grid>:<YYYY-MM>:audit`.
+pub fn audit_doc_id(grid: &GridCode, month: &str) -> DocId {
+    DocId { kind: DocKind::Activity, key: format!("{}:{month}{AUDIT_SUFFIX}", grid.as_str()) }
+}
+
+/// Whether an activity document's key is an audit document's.
+pub fn is_audit(key: &str) -> bool {
+    key.ends_with(AUDIT_SUFFIX)
+}
+
+/// The grid code and month of an activity (or audit) document's key, if it is one.
 pub fn parse_key(key: &str) -> Option<(&str, &str)> {
+    let key = key.strip_suffix(AUDIT_SUFFIX).unwrap_or(key);
     let (grid, month) = key.split_once(':')?;
     let valid_month = month.len() == 7
         && month.as_bytes()[4] == b'-'
@@ -264,6 +280,8 @@ mod tests {
         // 2026-10-31 16:30 UTC is 2026-11-01 00:30 in China.
         assert_eq!(month_of(1_793_464_200_000), "2026-11");
         assert_eq!(parse_key("440703001001001:2026-11"), Some(("440703001001001", "2026-11")));
+        assert_eq!(parse_key("440703001001001:2026-11:audit"), Some(("440703001001001", "2026-11")));
+        assert!(is_audit("440703001001001:2026-11:audit") && !is_audit("440703001001001:2026-11"));
         for bad in ["440703001001001", "440703001001001:2026-13", "4407x:2026-01", ":2026-01", "440703001001001:26-01"]
         {
             assert_eq!(parse_key(bad), None, "{bad}");

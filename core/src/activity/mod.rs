@@ -103,7 +103,8 @@ pub struct Patrol {
 }
 
 /// A view of a resident's full sensitive values (shown masked otherwise): who, what, when
-/// and why. It syncs like any entry, to the grid's workers and the center.
+/// and why. It goes to the month's audit document (`<grid>:<YYYY-MM>:audit`), which syncs
+/// to the roles that may see sensitive data and the center.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FullView {
     pub id: String,

@@ -141,7 +141,12 @@ impl Store {
         entry: &T,
     ) -> Result<String> {
         let id = uuid::Uuid::now_v7().to_string();
-        let doc_id = activity_doc::doc_id(grid, &activity_doc::month_of(time_ms));
+        let month = activity_doc::month_of(time_ms);
+        let doc_id = if container == activity_doc::VIEWS {
+            activity_doc::audit_doc_id(grid, &month)
+        } else {
+            activity_doc::doc_id(grid, &month)
+        };
         let mut writer = self.writer();
         self.flush_pending(&mut writer)?;
         let Writer { conn, docs, n_chunks: chunk_counts, .. } = &mut *writer;
@@ -184,7 +189,8 @@ impl Store {
 
     /// A resident's full ID number and phone (shown masked otherwise), for a worker whose
     /// role may see sensitive data, with the reason: the view is recorded in the grid's
-    /// activity of the month (who, what, when, why) and syncs like any entry.
+    /// audit document of the month (who, what, when, why), which syncs to those who may see
+    /// sensitive data and the center.
     pub fn reveal_resident(
         &self,
         id: ResidentId,

@@ -86,6 +86,18 @@ async fn field_work_reaches_the_grid_and_the_center_and_check_ins_are_judged_by_
         (1, 1, 1, 1)
     );
 
+    // A view of full values is audited, and the audit reaches the center but not a
+    // part-time worker of the grid (it would tell what the sensitive data keeps from them).
+    let part_time = TestDevice::enrolled(&server, &server.worker("p1", "part_time_worker", None, &[&grid])).await;
+    let resident = records.residents[0].0;
+    worker.store.reveal_resident(resident, "核实低保申请", &me, NOV_3).unwrap();
+    worker.sync().await;
+    center.sync().await;
+    part_time.sync().await;
+    assert_eq!(center.store.full_views(&grid, 0, i64::MAX).unwrap().len(), 1);
+    assert!(part_time.store.full_views(&grid, 0, i64::MAX).unwrap().is_empty());
+    assert_eq!(part_time.store.visits(&grid, 0, i64::MAX).unwrap().len(), 1);
+
     // A department does not receive field work.
     let activity = activity_doc::doc_id(&grid, "2026-11");
     assert!(handler.store.heads(&activity).is_err());
