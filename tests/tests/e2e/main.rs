@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod activity;
+mod authz;
 mod bad_input;
 mod blobs;
 mod card;
