@@ -28,7 +28,10 @@ pub const DEFAULT_BLOB_STORE_BYTES: u64 = 512 * 1024 * 1024;
 /// call from any thread.
 #[derive(Debug, uniffi::Object)]
 pub struct FieldStore {
-    inner: Arc<Store>,
+    /// `None` once wiped (the operator revoked this device): every call then says so.
+    inner: std::sync::RwLock<Option<Arc<Store>>>,
+    path: String,
+    device_actor: String,
     blobs: BlobStore,
     /// The worker given at open; replaced by the server's word once enrolled.
     worker: Mutex<Option<Actor>>,
@@ -47,7 +50,9 @@ impl FieldStore {
         let store = Store::open(&path)?;
         let blobs = BlobStore::beside(&store, DEFAULT_BLOB_STORE_BYTES)?;
         Ok(Arc::new(FieldStore {
-            inner: Arc::new(store),
+            device_actor: store.device_actor(),
+            inner: std::sync::RwLock::new(Some(Arc::new(store))),
+            path,
             blobs,
             worker: Mutex::new(worker),
             listeners: Arc::new(Listeners::default()),
@@ -56,12 +61,12 @@ impl FieldStore {
 
     /// The device's automerge actor id (hex): every change it makes carries it.
     pub fn device_actor(&self) -> String {
-        self.inner.device_actor()
+        self.device_actor.clone()
     }
 
     /// Who works on this device: the enrolled worker, else the one given at open.
     pub fn worker(&self) -> Result<Option<Worker>> {
-        if let Some(worker) = self.inner.enrolled_worker()? {
+        if let Some(worker) = self.store()?.enrolled_worker()? {
             return Ok(Some(worker.into()));
         }
         Ok(self.worker.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone().map(Into::into))
@@ -71,14 +76,14 @@ impl FieldStore {
 
     /// The grids on this device (enrollment adds them).
     pub fn grids(&self) -> Result<Vec<Grid>> {
-        Ok(self.inner.grids()?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.grids()?.into_iter().map(Into::into).collect())
     }
 
     /// Adds a grid by hand (a device working without a server; enrollment does this
     /// otherwise). `with_sensitive`: whether this device holds its sensitive data.
     pub fn add_grid(&self, code: String, name: String, kind: GridKind, with_sensitive: bool) -> Result<()> {
         let grid = model::Grid::new(self.grid_code(&code)?, &name, kind)?;
-        self.inner.add_grid(&grid, with_sensitive)?;
+        self.store()?.add_grid(&grid, with_sensitive)?;
         self.changed_locally(vec![code], Vec::new());
         Ok(())
     }
@@ -86,62 +91,62 @@ impl FieldStore {
     // ---- captures ----
 
     pub fn add_building(&self, grid: String, building: NewBuilding) -> Result<String> {
-        let id = self.inner.add_building(&self.grid_code(&grid)?, building.try_into()?)?;
+        let id = self.store()?.add_building(&self.grid_code(&grid)?, building.try_into()?)?;
         self.changed_locally(vec![grid], vec![RecordRef::Building { id: id.to_string() }]);
         Ok(id.to_string())
     }
 
     pub fn update_building(&self, id: String, patch: BuildingPatch) -> Result<()> {
-        self.inner.update_building(model::BuildingId::parse(&id)?, patch.try_into()?)?;
+        self.store()?.update_building(model::BuildingId::parse(&id)?, patch.try_into()?)?;
         self.changed_locally(Vec::new(), vec![RecordRef::Building { id }]);
         Ok(())
     }
 
     pub fn add_household(&self, grid: String, household: NewHousehold) -> Result<String> {
-        let id = self.inner.add_household(&self.grid_code(&grid)?, household.try_into()?)?;
+        let id = self.store()?.add_household(&self.grid_code(&grid)?, household.try_into()?)?;
         self.changed_locally(vec![grid], vec![RecordRef::Household { id: id.to_string() }]);
         Ok(id.to_string())
     }
 
     pub fn update_household(&self, id: String, patch: HouseholdPatch) -> Result<()> {
-        self.inner.update_household(model::HouseholdId::parse(&id)?, patch.try_into()?)?;
+        self.store()?.update_household(model::HouseholdId::parse(&id)?, patch.try_into()?)?;
         self.changed_locally(Vec::new(), vec![RecordRef::Household { id }]);
         Ok(())
     }
 
     /// Adds a resident; an ID number is validated and sets gender and birth date.
     pub fn add_resident(&self, grid: String, resident: NewResident) -> Result<String> {
-        let id = self.inner.add_resident(&self.grid_code(&grid)?, resident.try_into()?)?;
+        let id = self.store()?.add_resident(&self.grid_code(&grid)?, resident.try_into()?)?;
         self.changed_locally(vec![grid], vec![RecordRef::Resident { id: id.to_string() }]);
         Ok(id.to_string())
     }
 
     pub fn update_resident(&self, id: String, patch: ResidentPatch) -> Result<()> {
-        self.inner.update_resident(model::ResidentId::parse(&id)?, patch.try_into()?)?;
+        self.store()?.update_resident(model::ResidentId::parse(&id)?, patch.try_into()?)?;
         self.changed_locally(Vec::new(), vec![RecordRef::Resident { id }]);
         Ok(())
     }
 
     pub fn add_organization(&self, grid: String, organization: NewOrganization) -> Result<String> {
-        let id = self.inner.add_organization(&self.grid_code(&grid)?, organization.try_into()?)?;
+        let id = self.store()?.add_organization(&self.grid_code(&grid)?, organization.try_into()?)?;
         self.changed_locally(vec![grid], vec![RecordRef::Organization { id: id.to_string() }]);
         Ok(id.to_string())
     }
 
     pub fn update_organization(&self, id: String, patch: OrganizationPatch) -> Result<()> {
-        self.inner.update_organization(model::OrganizationId::parse(&id)?, patch.try_into()?)?;
+        self.store()?.update_organization(model::OrganizationId::parse(&id)?, patch.try_into()?)?;
         self.changed_locally(Vec::new(), vec![RecordRef::Organization { id }]);
         Ok(())
     }
 
     pub fn add_component(&self, grid: String, component: NewComponent) -> Result<String> {
-        let id = self.inner.add_component(&self.grid_code(&grid)?, component.try_into()?)?;
+        let id = self.store()?.add_component(&self.grid_code(&grid)?, component.try_into()?)?;
         self.changed_locally(vec![grid], vec![RecordRef::Component { id: id.to_string() }]);
         Ok(id.to_string())
     }
 
     pub fn update_component(&self, id: String, patch: ComponentPatch) -> Result<()> {
-        self.inner.update_component(model::ComponentId::parse(&id)?, patch.try_into()?)?;
+        self.store()?.update_component(model::ComponentId::parse(&id)?, patch.try_into()?)?;
         self.changed_locally(Vec::new(), vec![RecordRef::Component { id }]);
         Ok(())
     }
@@ -156,14 +161,14 @@ impl FieldStore {
             model::Archive::Building(id, _) => RecordRef::Building { id: id.to_string() },
             model::Archive::Organization(id, _) => RecordRef::Organization { id: id.to_string() },
         };
-        self.inner.archive(archive)?;
+        self.store()?.archive(archive)?;
         self.changed_locally(Vec::new(), vec![record]);
         Ok(())
     }
 
     /// Erases a record entered by mistake, on every replica.
     pub fn erase(&self, record: RecordRef) -> Result<()> {
-        self.inner.erase(record.clone().try_into()?)?;
+        self.store()?.erase(record.clone().try_into()?)?;
         self.changed_locally(Vec::new(), vec![record]);
         Ok(())
     }
@@ -171,16 +176,16 @@ impl FieldStore {
     // ---- queries ----
 
     pub fn building(&self, id: String) -> Result<Building> {
-        Ok(self.inner.building(model::BuildingId::parse(&id)?)?.into())
+        Ok(self.store()?.building(model::BuildingId::parse(&id)?)?.into())
     }
 
     pub fn household(&self, id: String) -> Result<Household> {
-        Ok(self.inner.household(model::HouseholdId::parse(&id)?)?.into())
+        Ok(self.store()?.household(model::HouseholdId::parse(&id)?)?.into())
     }
 
     /// A resident, with the ID number and phone masked.
     pub fn resident(&self, id: String) -> Result<Resident> {
-        Ok(self.inner.resident(model::ResidentId::parse(&id)?)?.into())
+        Ok(self.store()?.resident(model::ResidentId::parse(&id)?)?.into())
     }
 
     /// A resident's full ID number and phone, for a worker whose role may see them, with
@@ -190,59 +195,59 @@ impl FieldStore {
     pub fn reveal_resident(&self, id: String, reason: String) -> Result<ResidentSensitive> {
         let id = model::ResidentId::parse(&id)?;
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let sensitive = self.inner.reveal_resident(id, &reason, &self.actor()?, now_ms)?;
-        let grid = self.inner.resident(id)?.grid.to_string();
+        let sensitive = self.store()?.reveal_resident(id, &reason, &self.actor()?, now_ms)?;
+        let grid = self.store()?.resident(id)?.grid.to_string();
         self.changed_locally(vec![grid], Vec::new());
         Ok(sensitive.into())
     }
 
     /// The recorded views of full values in a grid between two times (ms), newest first.
     pub fn full_views(&self, grid: String, from_ms: i64, until_ms: i64) -> Result<Vec<FullView>> {
-        Ok(self.inner.full_views(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.full_views(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
     }
 
     pub fn organization(&self, id: String) -> Result<Organization> {
-        Ok(self.inner.organization(model::OrganizationId::parse(&id)?)?.into())
+        Ok(self.store()?.organization(model::OrganizationId::parse(&id)?)?.into())
     }
 
     pub fn component(&self, id: String) -> Result<Component> {
-        Ok(self.inner.component(model::ComponentId::parse(&id)?)?.into())
+        Ok(self.store()?.component(model::ComponentId::parse(&id)?)?.into())
     }
 
     pub fn list_buildings(&self, grid: String) -> Result<Vec<Building>> {
-        Ok(self.inner.list_buildings(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.list_buildings(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
     }
 
     /// The household list of a grid, with each household's head and size.
     pub fn list_households(&self, grid: String) -> Result<Vec<HouseholdSummary>> {
-        Ok(self.inner.list_households(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.list_households(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
     }
 
     pub fn residents_of_household(&self, household: String) -> Result<Vec<Resident>> {
         let household = model::HouseholdId::parse(&household)?;
-        Ok(self.inner.residents_of_household(household)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.residents_of_household(household)?.into_iter().map(Into::into).collect())
     }
 
     pub fn list_organizations(&self, grid: String) -> Result<Vec<Organization>> {
-        Ok(self.inner.list_organizations(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.list_organizations(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
     }
 
     pub fn list_components(&self, grid: String) -> Result<Vec<Component>> {
-        Ok(self.inner.list_components(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.list_components(&self.held_grid(&grid)?)?.into_iter().map(Into::into).collect())
     }
 
     /// Residents by a fragment of their name (2 characters or more), or by the last digits
     /// (4 or more) of their phone or ID number, or by a whole phone or ID number.
     pub fn search_residents(&self, query: String, limit: i32) -> Result<Vec<ResidentHit>> {
         let limit = in_range("limit", limit)?;
-        Ok(self.inner.search_residents(&query, limit)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.search_residents(&query, limit)?.into_iter().map(Into::into).collect())
     }
 
     /// Captures that could not be turned into document changes (set aside, never dropped;
     /// a support case): their grid, time and error, without the captured values.
     pub fn failed_captures(&self) -> Result<Vec<FailedCapture>> {
         Ok(self
-            .inner
+            .store()?
             .failed_captures()?
             .into_iter()
             .map(|failed| FailedCapture { grid: failed.grid, time_ms: failed.time_ms, error: failed.error })
@@ -253,12 +258,12 @@ impl FieldStore {
 
     /// Fields of a record that two devices changed concurrently, with every value kept.
     pub fn conflicts(&self, record: RecordRef) -> Result<Vec<FieldConflict>> {
-        Ok(self.inner.conflicts(record.try_into()?)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.conflicts(record.try_into()?)?.into_iter().map(Into::into).collect())
     }
 
     /// Resolves a conflict with `value` (one of the kept values, or a new one).
     pub fn resolve_conflict(&self, record: RecordRef, field: String, value: FieldValue) -> Result<()> {
-        self.inner.resolve_conflict(record.clone().try_into()?, &field, value.into_scalar())?;
+        self.store()?.resolve_conflict(record.clone().try_into()?, &field, value.into_scalar())?;
         self.changed_locally(Vec::new(), vec![record]);
         Ok(())
     }
@@ -266,8 +271,9 @@ impl FieldStore {
     // ---- incidents ----
 
     /// The matter catalog's items a worker can pick (refused ones included, marked).
-    pub fn catalog_items(&self) -> Vec<CatalogItem> {
-        self.inner
+    pub fn catalog_items(&self) -> Result<Vec<CatalogItem>> {
+        Ok(self
+            .store()?
             .catalog()
             .items()
             .map(|item| CatalogItem {
@@ -277,13 +283,13 @@ impl FieldStore {
                 admitted: item.admitted,
                 lead_department: item.lead_department().map(|code| code.as_str().to_owned()),
             })
-            .collect()
+            .collect())
     }
 
     /// Reports an incident as this device's worker (offline; it syncs later); its id.
     pub fn report_incident(&self, incident: NewIncident) -> Result<String> {
         let grid = self.grid_code(&incident.grid)?;
-        let id = self.inner.report_incident(to_core_incident(incident, grid)?, self.actor()?)?;
+        let id = self.store()?.report_incident(to_core_incident(incident, grid)?, self.actor()?)?;
         self.changed_incident(id.to_string());
         Ok(id.to_string())
     }
@@ -292,34 +298,34 @@ impl FieldStore {
     /// apply is kept in the timeline with the reason (the outcome says so).
     pub fn act(&self, incident: String, action: IncidentAction) -> Result<ActionOutcome> {
         let id = model::IncidentId::parse(&incident)?;
-        let mark = self.inner.act(id, self.actor()?, action.try_into()?)?;
+        let mark = self.store()?.act(id, self.actor()?, action.try_into()?)?;
         self.changed_incident(incident);
         Ok(mark.into())
     }
 
     pub fn incident(&self, id: String) -> Result<IncidentSummary> {
-        Ok(self.inner.incident(model::IncidentId::parse(&id)?, now())?.into())
+        Ok(self.store()?.incident(model::IncidentId::parse(&id)?, now())?.into())
     }
 
     /// The report's fields as (name, value) pairs, in order.
     pub fn incident_report(&self, id: String) -> Result<Vec<ReportField>> {
-        let fields = self.inner.incident_report(model::IncidentId::parse(&id)?)?;
+        let fields = self.store()?.incident_report(model::IncidentId::parse(&id)?)?;
         Ok(fields.into_iter().map(|(name, value)| ReportField { name, value }).collect())
     }
 
     pub fn incident_timeline(&self, id: String) -> Result<Vec<TimelineEntry>> {
-        Ok(self.inner.incident_timeline(model::IncidentId::parse(&id)?)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.incident_timeline(model::IncidentId::parse(&id)?)?.into_iter().map(Into::into).collect())
     }
 
     /// Incidents a filter selects, newest first, with deadlines as of now.
     pub fn incidents(&self, filter: IncidentFilter) -> Result<Vec<IncidentSummary>> {
         let filter = to_core_filter(filter, |grid| self.grid_code(grid))?;
-        Ok(self.inner.incidents(&filter, now())?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.incidents(&filter, now())?.into_iter().map(Into::into).collect())
     }
 
     pub fn incident_stats(&self, filter: IncidentFilter) -> Result<IncidentStats> {
         let filter = to_core_filter(filter, |grid| self.grid_code(grid))?;
-        Ok(self.inner.incident_stats(&filter, now())?.into())
+        Ok(self.store()?.incident_stats(&filter, now())?.into())
     }
 
     // ---- place ----
@@ -327,18 +333,18 @@ impl FieldStore {
     /// Which grid a WGS-84 point is in (to assign a new building, component or incident);
     /// a point outside every grid is `Outside`, with the nearest grid, never a guess.
     pub fn locate(&self, point: LatLng) -> Result<Located> {
-        Ok(self.inner.locate(point.try_into()?)?.into())
+        Ok(self.store()?.locate(point.try_into()?)?.into())
     }
 
     /// Standing buildings, components and open incidents within `radius_m` (at most 50 km)
     /// of a WGS-84 point, nearest first.
     pub fn nearby(&self, point: LatLng, radius_m: f64) -> Result<Vec<NearbyItem>> {
-        Ok(self.inner.nearby(point.try_into()?, radius_m)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.nearby(point.try_into()?, radius_m)?.into_iter().map(Into::into).collect())
     }
 
     /// The grid's public card, as the server published it (the same as its public page).
     pub fn grid_card(&self, grid: String) -> Result<GridCard> {
-        Ok(self.inner.grid_card(&self.grid_code(&grid)?)?.into())
+        Ok(self.store()?.grid_card(&self.grid_code(&grid)?)?.into())
     }
 
     // ---- field work ----
@@ -346,7 +352,7 @@ impl FieldStore {
     /// Records a visit (走访) by this device's worker.
     pub fn record_visit(&self, visit: NewVisit) -> Result<String> {
         let grid = self.grid_code(&visit.grid)?;
-        let id = self.inner.record_visit(&grid, to_core_visit(visit)?, &self.actor()?)?;
+        let id = self.store()?.record_visit(&grid, to_core_visit(visit)?, &self.actor()?)?;
         self.changed_locally(vec![grid.to_string()], Vec::new());
         Ok(id)
     }
@@ -357,7 +363,7 @@ impl FieldStore {
         let incident_grid = self.grid_code(&incident.grid)?;
         let incident = to_core_incident(incident, incident_grid)?;
         let (visit, incident) =
-            self.inner.record_visit_with_incident(&grid, to_core_visit(visit)?, incident, &self.actor()?)?;
+            self.store()?.record_visit_with_incident(&grid, to_core_visit(visit)?, incident, &self.actor()?)?;
         self.changed_locally(vec![grid.to_string()], Vec::new());
         self.changed_incident(incident.to_string());
         Ok(VisitWithIncident { visit, incident: incident.to_string() })
@@ -366,7 +372,7 @@ impl FieldStore {
     /// Checks in here and now (定位、定时): `time_ms` is the device's time of the fix.
     pub fn check_in(&self, grid: String, location: LatLng, time_ms: i64) -> Result<String> {
         let code = self.grid_code(&grid)?;
-        let id = self.inner.check_in(&code, location.try_into()?, time_ms, &self.actor()?)?;
+        let id = self.store()?.check_in(&code, location.try_into()?, time_ms, &self.actor()?)?;
         self.changed_locally(vec![grid], Vec::new());
         Ok(id)
     }
@@ -377,8 +383,8 @@ impl FieldStore {
         let code = self.grid_code(&grid)?;
         let points: Vec<track::TrackPoint> = points.into_iter().map(Into::into).collect();
         let blob = track::encode(&points).map_err(|error| invalid("points", error))?;
-        let hash = self.blobs.put(&blob)?;
-        let patrol = self.inner.record_patrol(&code, &points, hash.as_str(), &self.actor()?)?;
+        let hash = self.blobs()?.put(&blob)?;
+        let patrol = self.store()?.record_patrol(&code, &points, hash.as_str(), &self.actor()?)?;
         self.changed_locally(vec![grid], Vec::new());
         Ok(patrol.into())
     }
@@ -386,37 +392,37 @@ impl FieldStore {
     /// The points of a patrol's track (a blob on this device: `download_blob` first if not).
     pub fn track_points(&self, track_hash: String) -> Result<Vec<TrackPoint>> {
         let hash = parse_blob_hash(&track_hash)?;
-        let blob = self.blobs.get(&hash)?.ok_or(wangge_core::Error::UnknownBlob { hash: track_hash })?;
+        let blob = self.blobs()?.get(&hash)?.ok_or(wangge_core::Error::UnknownBlob { hash: track_hash })?;
         let points = track::decode(&blob).map_err(|error| invalid("track", error))?;
         Ok(points.into_iter().map(Into::into).collect())
     }
 
     /// A grid's visits between two times (ms), newest first.
     pub fn visits(&self, grid: String, from_ms: i64, until_ms: i64) -> Result<Vec<Visit>> {
-        Ok(self.inner.visits(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.visits(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
     }
 
     /// A grid's check-ins between two times (ms), newest first, each judged inside or not.
     pub fn check_ins(&self, grid: String, from_ms: i64, until_ms: i64) -> Result<Vec<CheckIn>> {
-        Ok(self.inner.check_ins(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.check_ins(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
     }
 
     /// A grid's patrols that started between two times (ms), newest first.
     pub fn patrols(&self, grid: String, from_ms: i64, until_ms: i64) -> Result<Vec<Patrol>> {
-        Ok(self.inner.patrols(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
+        Ok(self.store()?.patrols(&self.held_grid(&grid)?, from_ms, until_ms)?.into_iter().map(Into::into).collect())
     }
 
     /// The share of a grid's buildings visited or passed between two times, by everyone
     /// or by one worker (`person`).
     #[uniffi::method(default(person = None))]
     pub fn coverage(&self, grid: String, from_ms: i64, until_ms: i64, person: Option<String>) -> Result<Coverage> {
-        Ok(self.inner.coverage(&self.held_grid(&grid)?, from_ms, until_ms, person.as_deref())?.into())
+        Ok(self.store()?.coverage(&self.held_grid(&grid)?, from_ms, until_ms, person.as_deref())?.into())
     }
 
     /// A worker's month (`YYYY-MM`) in figures: visits, check-in days, patrols, coverage,
     /// incidents reported, resolved on the spot, completed on time.
     pub fn worker_month(&self, person: String, month: String) -> Result<WorkerMonth> {
-        Ok(self.inner.worker_month(&person, &month)?.into())
+        Ok(self.store()?.worker_month(&person, &month)?.into())
     }
 
     // ---- photos ----
@@ -424,18 +430,19 @@ impl FieldStore {
     /// Stores a photo (or any attachment) on the device; its hash (`sha256:…`) goes into a
     /// report or an action's evidence, and the next sync uploads it.
     pub fn put_blob(&self, bytes: Vec<u8>) -> Result<String> {
-        Ok(self.blobs.put(&bytes)?.as_str().to_owned())
+        Ok(self.blobs()?.put(&bytes)?.as_str().to_owned())
     }
 
     /// A blob on this device, or `None` (then `download_blob` fetches it).
     pub fn get_blob(&self, hash: String) -> Result<Option<Vec<u8>>> {
-        Ok(self.blobs.get(&parse_blob_hash(&hash)?)?)
+        Ok(self.blobs()?.get(&parse_blob_hash(&hash)?)?)
     }
 
     /// Fetches a blob from the server (resumable; verified against its hash).
     pub async fn download_blob(&self, hash: String) -> Result<Vec<u8>> {
         let hash = parse_blob_hash(&hash)?;
-        Ok(self.client()?.download_blob(&self.inner, &self.blobs, &hash).await?)
+        let store = self.store()?;
+        Ok(self.client()?.download_blob(&store, &self.blobs, &hash).await?)
     }
 
     // ---- enrollment and sync ----
@@ -444,9 +451,9 @@ impl FieldStore {
     /// names the worker and the grids, which are added. Remembers the server's address.
     pub async fn enroll(&self, server_url: String, code: String, device_name: String) -> Result<Worker> {
         let client = SyncClient::new(&server_url)?;
-        client.enroll(&self.inner, &code, &device_name).await?;
-        self.inner.set_sync_server(&server_url)?;
-        let worker = self.inner.enrolled_worker()?.ok_or_else(|| ApiError::Refused {
+        client.enroll(&*self.store()?, &code, &device_name).await?;
+        self.store()?.set_sync_server(&server_url)?;
+        let worker = self.store()?.enrolled_worker()?.ok_or_else(|| ApiError::Refused {
             status: 200,
             code: "unknown_role".into(),
             reason: "the server named a role this version does not know: update the app".into(),
@@ -463,8 +470,17 @@ impl FieldStore {
     pub async fn sync(&self, listener: Option<Arc<dyn SyncProgressListener>>) -> Result<SyncReport> {
         let client = self.client()?;
         let bridge = SyncBridge { progress: listener, listeners: Arc::clone(&self.listeners) };
-        let progress = client.sync(&self.inner, Some(&bridge)).await?;
-        let uploads = client.upload_pending_blobs(&self.inner, &self.blobs).await?;
+        let store = self.store()?;
+        let result = match client.sync(&store, Some(&bridge)).await {
+            Ok(progress) => client.upload_pending_blobs(&store, &self.blobs).await.map(|uploads| (progress, uploads)),
+            Err(error) => Err(error),
+        };
+        drop(store);
+        if let Err(wangge_core::Error::Revoked) = &result {
+            // The operator revoked this device (lost, retired): nothing of the grid may stay.
+            self.wipe()?;
+        }
+        let (progress, uploads) = result?;
         Ok(SyncReport {
             pages: small_count(progress.pages),
             bytes_sent: count(progress.bytes_sent + uploads.bytes_sent),
@@ -475,15 +491,33 @@ impl FieldStore {
         })
     }
 
+    /// Closes the store and deletes everything it wrote: the database, the photos and
+    /// tracks, the exports of removed grids. `sync` does it by itself when the server says
+    /// the device was revoked; every later call answers `Revoked`.
+    pub fn wipe(&self) -> Result<()> {
+        let taken = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        match taken.map(Arc::try_unwrap) {
+            Some(Ok(store)) => store.wipe()?,
+            // Another call still holds the store: its file is deleted under it (it is
+            // closed when that call ends) and nothing reopens it.
+            Some(Err(shared)) => {
+                drop(shared);
+                wangge_core::wipe_files(std::path::Path::new(&self.path))?;
+            }
+            None => wangge_core::wipe_files(std::path::Path::new(&self.path))?,
+        }
+        Ok(())
+    }
+
     /// Where sync stands (a status line): pending changes, last success, last error.
     pub fn sync_status(&self) -> Result<SyncStatus> {
-        let status = self.inner.sync_status()?;
+        let status = self.store()?.sync_status()?;
         Ok(SyncStatus {
             enrolled: status.enrolled,
-            device_id: self.inner.device_id()?,
-            server_url: self.inner.sync_server()?,
+            device_id: self.store()?.device_id()?,
+            server_url: self.store()?.sync_server()?,
             pending_changes: count(status.pending_changes),
-            pending_blobs: count(self.blobs.pending_uploads()?.len()),
+            pending_blobs: count(self.blobs()?.pending_uploads()?.len()),
             last_success_ms: status.last_success_ms,
             last_error: status.last_error,
         })
@@ -500,21 +534,34 @@ impl FieldStore {
 }
 
 impl FieldStore {
+    /// The open store, or `Revoked` once it was wiped.
+    fn store(&self) -> Result<Arc<Store>> {
+        self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone().ok_or_else(|| ApiError::Revoked {
+            reason: "this device was revoked by the operator and its store wiped: enroll again".into(),
+        })
+    }
+
+    /// The blob store, or `Revoked` once wiped.
+    fn blobs(&self) -> Result<&BlobStore> {
+        self.store()?;
+        Ok(&self.blobs)
+    }
+
     fn grid_code(&self, code: &str) -> Result<GridCode> {
-        Ok(GridCode::parse(code, self.inner.code_format())?)
+        Ok(GridCode::parse(code, self.store()?.code_format())?)
     }
 
     /// A grid this device holds (a list of an unknown grid is `NotFound`, not empty).
     fn held_grid(&self, code: &str) -> Result<GridCode> {
         let code = self.grid_code(code)?;
-        if !self.inner.grids()?.iter().any(|grid| grid.code == code) {
+        if !self.store()?.grids()?.iter().any(|grid| grid.code == code) {
             return Err(wangge_core::Error::UnknownGrid { grid: code.to_string() }.into());
         }
         Ok(code)
     }
 
     fn actor(&self) -> Result<Actor> {
-        if let Some(worker) = self.inner.enrolled_worker()? {
+        if let Some(worker) = self.store()?.enrolled_worker()? {
             return Ok(worker);
         }
         self.worker
@@ -525,7 +572,7 @@ impl FieldStore {
     }
 
     fn client(&self) -> Result<SyncClient> {
-        let url = self.inner.sync_server()?.ok_or(wangge_core::Error::NotEnrolled)?;
+        let url = self.store()?.sync_server()?.ok_or(wangge_core::Error::NotEnrolled)?;
         Ok(SyncClient::new(&url)?)
     }
 
@@ -552,7 +599,7 @@ impl FieldStore {
     fn everything_changed(&self) -> Result<StoreChange> {
         Ok(StoreChange {
             source: ChangeSource::Local,
-            grids: self.inner.grids()?.into_iter().map(|grid| grid.code.to_string()).collect(),
+            grids: self.store()?.grids()?.into_iter().map(|grid| grid.code.to_string()).collect(),
             incidents: Vec::new(),
             records: Vec::new(),
             reference: true,

@@ -29,5 +29,5 @@ pub use error::{Error, Result};
 pub use store::{
     DepartmentDeadline, Due, FailedCapture, HouseholdSummary, ImportSummary, IncidentFilter, IncidentStats,
     IncidentSummary, NewIncident, OpenOptions, ResidentContact, ResidentHit, SCHEMA_VERSION, Store, SyncStatus,
-    TimelineEntry, describe,
+    TimelineEntry, describe, wipe_files,
 };

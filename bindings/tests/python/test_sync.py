@@ -221,8 +221,19 @@ class FailureTest(SyncCase):
         self.server.stop()
         self.assertIn("revoked", self.server.admin("revoke", "--device", device_id))
         self.server.start()
+        photo = worker.put_blob(b"\xff\xd8 a photo of the grid")
         with self.assertRaises(wangge.ApiError.Revoked):
             await worker.sync(None)
+        # The core wiped the device: the database, its WAL, the photos; every call says why.
+        left = [path.name for path in self.dir.iterdir() if path.name.startswith("w1.db")]
+        self.assertEqual(left, [])
+        with self.assertRaises(wangge.ApiError.Revoked):
+            worker.grids()
+        with self.assertRaises(wangge.ApiError.Revoked):
+            worker.get_blob(photo)
+        # A new store can be opened at the same path (for a new enrollment).
+        again = wangge.FieldStore.open(str(self.dir / "w1.db"), None)
+        self.assertEqual(again.grids(), [])
 
     async def test_syncs_of_two_stores_run_concurrently(self):
         worker = await self.device("w1")

@@ -752,6 +752,15 @@ impl Store {
         Ok(())
     }
 
+    /// Closes the store and deletes every file it wrote: the database with its WAL and
+    /// shared memory, the blob directory beside it, and the exports of removed documents.
+    /// What the operator's revocation asks of a lost or retired device.
+    pub fn wipe(self) -> Result<()> {
+        let path = self.path.clone();
+        drop(self);
+        wipe_files(&path)
+    }
+
     /// Removes a document this device may no longer hold (a reassigned worker's old grid):
     /// first its own changes the server has not acknowledged go to a file beside the store
     /// (`<store>.removed-<kind>-<key>-<ms>.changes`: concatenated automerge changes, which
@@ -1266,4 +1275,29 @@ impl Capture<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// Deletes the files of the store at `path` (see [`Store::wipe`]); files already gone are
+/// fine. Used by `Store::wipe`, and when a store cannot be opened to be wiped.
+pub fn wipe_files(path: &Path) -> Result<()> {
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let remove = |file: &Path| match std::fs::remove_file(file) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(Error::from(error)),
+        _ => Ok(()),
+    };
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        remove(&directory.join(format!("{name}{suffix}")))?;
+    }
+    match std::fs::remove_dir_all(crate::blobs::BlobStore::dir_for(path)) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+        _ => {}
+    }
+    for entry in std::fs::read_dir(directory)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&format!("{name}.removed-")) {
+            remove(&entry.path())?;
+        }
+    }
+    Ok(())
 }

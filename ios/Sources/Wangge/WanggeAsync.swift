@@ -51,8 +51,8 @@ public enum SyncResult {
     /// Not enrolled, or the server no longer knows this device's token (401
     /// `unauthorized`): ask the worker for a new enrollment code.
     case needsEnrollment(ApiError)
-    /// The operator revoked this device: stop syncing; export what is unsynced and wipe the
-    /// store (its file, and the photo directory beside it).
+    /// The operator revoked this device: the library has already wiped the store (database,
+    /// photos, tracks); stop syncing, drop the store and show enrollment again.
     case revoked(ApiError)
     /// Retrying unchanged will not help: a refusal (e.g. `unsupported_version`: update the
     /// app), or a store that cannot be used.

@@ -100,7 +100,7 @@ class MainActivity : ComponentActivity() {
                 is SyncResult.Synced -> say("已同步 synced: ${result.report.changesPushed} changes up, ${result.report.docsPulled} documents down")
                 is SyncResult.Retry -> say("无网络 offline, try later: ${result.error.reason}")
                 is SyncResult.NeedsEnrollment -> say("请登记 enroll (again): ${result.error.reason}")
-                is SyncResult.Revoked -> { app.wipe(); say("设备已停用 this device was revoked; its data was wiped") }
+                is SyncResult.Revoked -> { app.forget(); say("设备已停用 this device was revoked; its data was wiped") }
                 is SyncResult.Failed -> say("同步失败 sync failed: ${result.error.reason}")
             }
         }

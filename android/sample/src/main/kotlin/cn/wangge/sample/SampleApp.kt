@@ -28,15 +28,14 @@ class SampleApp : Application(), WanggeStoreOwner {
 
     override fun onSyncResult(result: SyncResult) {
         Log.i("wangge", "background sync: $result")
-        // The protocol asks a revoked device to export what is unsynced, then wipe. The
-        // bindings have no export yet: this sample wipes.
-        if (result is SyncResult.Revoked) wipe()
+        // A revoked device's store was already wiped by the library: drop the object.
+        if (result is SyncResult.Revoked) forget()
     }
 
+    /** Drops the (wiped) store; the next use opens a fresh one for a new enrollment. */
     @Synchronized
-    fun wipe() {
+    fun forget() {
         store?.close()
         store = null
-        storeDir.deleteRecursively()
     }
 }

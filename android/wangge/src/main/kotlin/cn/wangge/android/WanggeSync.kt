@@ -27,9 +27,9 @@ sealed interface SyncResult {
     data class NeedsEnrollment(val error: ApiException) : SyncResult
 
     /**
-     * The operator revoked this device (401 `revoked`): stop syncing; the protocol asks the
-     * app to export what is unsynced and wipe the store (close it, delete its file and the
-     * photo directory beside it).
+     * The operator revoked this device (401 `revoked`): the library has already wiped the
+     * store (its database, photos and tracks); stop syncing, drop the store object and show
+     * the enrollment screen. Every call on the old store now raises `Revoked`.
      */
     data class Revoked(val error: ApiException.Revoked) : SyncResult
 
