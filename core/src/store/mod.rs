@@ -797,6 +797,15 @@ impl Store {
         tx.commit()?;
         docs.remove(doc);
         n_chunks.remove(doc);
+        if matches!(doc.kind, DocKind::Register | DocKind::Sensitive) {
+            // No trace on disk: the search indexes rewritten without the deleted entries,
+            // and the WAL, which still holds the old pages, checkpointed and emptied
+            // (secure_delete has zeroed the freed content in the database).
+            for search in ["resident_name_search", "building_place_search", "household_place_search"] {
+                conn.execute(&format!("INSERT INTO {search}({search}) VALUES ('optimize')"), [])?;
+            }
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         Ok(exported)
     }
 

@@ -333,3 +333,78 @@ async fn concurrent_pushes_to_one_document_keep_every_edit() {
         assert_eq!(dump(&device.store, SENSITIVE), dump(&devices[0].store, SENSITIVE));
     }
 }
+
+/// A reassigned worker's old grid leaves no trace on the device's disk: canary names, ID
+/// numbers and phones are in none of the files the store and its blob store wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_purged_grid_leaves_no_trace_on_disk() {
+    let server = TestServer::start().await;
+    let old = server.grid("440703001001001", "长堤社区第1网格");
+    let new = server.grid("440703001001002", "长堤社区第2网格");
+    let device = TestDevice::enrolled(&server, &server.worker("w1", "full_time_worker", None, &[&old])).await;
+    let records =
+        generate_grid(&old, &DemoOptions { households: 10, organizations: 1, components: 1, ..Default::default() });
+    device.store.import(&old, &records).unwrap();
+    let household = records.households[0].0;
+    let canaries =
+        [("甄金丝雀", "11010519491231002X", "13912345678"), ("贾百灵鸟", "440703199001011212", "13687654321")];
+    for (name, id_number, phone) in canaries {
+        device
+            .store
+            .add_resident(
+                &old,
+                NewResident {
+                    household: Some(household),
+                    name: PersonName::parse(name).unwrap(),
+                    id_number: Some(IdNumber::parse(id_number).unwrap()),
+                    phone: Some(Phone::parse(phone).unwrap()),
+                    gender: None,
+                    birth_date: None,
+                    relation: Relation::Other,
+                    residence_type: ResidenceType::Registered,
+                    tags: Default::default(),
+                },
+            )
+            .unwrap();
+    }
+    // Searched for, so that the search indexes hold them too.
+    assert_eq!(device.store.search_residents("金丝", 10).unwrap().len(), 1);
+    device.sync().await;
+    assert_eq!(device.store.pending_changes().unwrap(), 0);
+
+    let dir = device.store.path().parent().unwrap().to_path_buf();
+    let hits = |canary: &str| -> Vec<String> {
+        let mut hits = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(path) = stack.pop() {
+            if path.is_dir() {
+                stack.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+            } else if let Ok(bytes) = std::fs::read(&path)
+                && bytes.windows(canary.len()).any(|window| window == canary.as_bytes())
+            {
+                hits.push(path.display().to_string());
+            }
+        }
+        hits
+    };
+    // The scan finds what is there: before the purge, the projection holds the canaries.
+    assert!(!hits(canaries[0].1).is_empty(), "the scan must see the live data");
+
+    server
+        .service
+        .create_worker(&wangge_server::Worker {
+            person: "w1".into(),
+            role: "full_time_worker".into(),
+            department: None,
+            grids: vec![new.as_str().to_owned()],
+        })
+        .unwrap();
+    device.sync().await;
+    device.sync().await;
+    assert!(dump(&device.store, REGISTER).is_empty());
+    for (name, id_number, phone) in canaries {
+        for canary in [name, id_number, phone] {
+            assert_eq!(hits(canary), Vec::<String>::new(), "a canary is left on disk");
+        }
+    }
+}
