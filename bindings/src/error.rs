@@ -31,7 +31,8 @@ pub enum ApiError {
     #[error("{reason}")]
     Refused { status: i32, code: String, reason: String },
     /// The store cannot be used as it is: written by a newer app version, corrupt (moved
-    /// aside), already open, or a file or database error.
+    /// aside), a key that does not open it (left untouched), already open, or a file or
+    /// database error.
     #[error("{reason}")]
     Storage { reason: String },
 }
@@ -61,6 +62,8 @@ impl From<Error> for ApiError {
             Error::Refused { status, code, .. } => ApiError::Refused { status: i32::from(status), code, reason },
             Error::IncompatibleVersion { .. }
             | Error::Corrupt { .. }
+            | Error::WrongKey
+            | Error::BlobUnreadable { .. }
             | Error::AlreadyOpen
             | Error::Document { .. }
             | Error::StoredValue { .. }

@@ -43,11 +43,16 @@ impl FieldStore {
     /// Opens (or creates) the store at `path`, a file in the app's private storage; photos
     /// go to a directory beside it. `worker` is who works on this device until enrollment
     /// names them (pass `None` for a device that will enroll before any capture).
-    #[uniffi::constructor(default(worker = None))]
-    pub fn open(path: String, worker: Option<Worker>) -> Result<Arc<FieldStore>> {
+    /// `key`: the raw 32-byte key of an encrypted store (SQLCipher; its photos are
+    /// encrypted too), kept by the app in Android Keystore or iOS Keychain; `None` for a
+    /// plain file. A key that does not open the file raises `Storage`, and the file is
+    /// left untouched.
+    #[uniffi::constructor(default(worker = None, key = None))]
+    pub fn open(path: String, worker: Option<Worker>, key: Option<Vec<u8>>) -> Result<Arc<FieldStore>> {
         wangge_core::sync::http::install_crypto_provider();
         let worker = worker.map(Actor::try_from).transpose()?;
-        let store = Store::open(&path)?;
+        let key = key.map(store_key).transpose()?;
+        let store = Store::open_with(&path, wangge_core::OpenOptions { key, ..Default::default() })?;
         let blobs = BlobStore::beside(&store, DEFAULT_BLOB_STORE_BYTES)?;
         Ok(Arc::new(FieldStore {
             device_actor: store.device_actor(),
@@ -57,6 +62,14 @@ impl FieldStore {
             worker: Mutex::new(worker),
             listeners: Arc::new(Listeners::default()),
         }))
+    }
+
+    /// Re-encrypts an encrypted store with `new_key` (32 bytes): keep the new key, the old
+    /// one no longer opens it. Photos are unchanged. Call it while nothing else runs on the
+    /// store.
+    pub fn rekey(&self, new_key: Vec<u8>) -> Result<()> {
+        let key = store_key(new_key)?;
+        Ok(self.store()?.rekey(key)?)
     }
 
     /// The device's automerge actor id (hex): every change it makes carries it.
@@ -804,4 +817,9 @@ impl SyncListener for SyncBridge {
         }
         self.listeners.notify(&change);
     }
+}
+
+/// A store key from the app: exactly 32 bytes.
+fn store_key(key: Vec<u8>) -> Result<[u8; 32]> {
+    <[u8; 32]>::try_from(key.as_slice()).map_err(|_| crate::error::invalid("key", "a store key is 32 bytes"))
 }

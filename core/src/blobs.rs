@@ -25,6 +25,13 @@
 //! Layout: `<hex>` (a blob), `pending/<hex>` (empty: not yet uploaded), `partial/<hex>`
 //! (a download in progress, resumed from its length), `tmp-…` (a write in progress:
 //! renamed into place when complete, so a blob file is always whole; removed on open).
+//!
+//! Beside an encrypted store ([`crate::OpenOptions::key`]) every file with content is
+//! encrypted at rest with ChaCha20-Poly1305 under the store's blob key (random, kept
+//! inside the encrypted database): a blob is a 12-byte random nonce and the ciphertext
+//! with its tag (the blob's name is the associated data); a download in progress is a
+//! series of such frames, each after its 4-byte plaintext length. Names stay the SHA-256
+//! of the plaintext. A file that does not decrypt is [`Error::BlobUnreadable`].
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -33,6 +40,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use sha2::{Digest, Sha256};
 
 use crate::model::{Invalid, InvalidField};
@@ -96,6 +105,53 @@ pub struct BlobStore {
     /// The last access time written: each is later than the one before, so the LRU order
     /// is strict even within one tick of a coarse clock.
     last_touch: Mutex<SystemTime>,
+    /// `Some` beside an encrypted store.
+    cipher: Option<BlobCipher>,
+}
+
+/// The AEAD of an encrypted store's blobs. Never printed.
+#[derive(Clone)]
+struct BlobCipher(ChaCha20Poly1305);
+
+impl fmt::Debug for BlobCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BlobCipher(..)")
+    }
+}
+
+const NONCE_BYTES: usize = 12;
+const TAG_BYTES: usize = 16;
+
+impl BlobCipher {
+    fn new(key: &[u8; 32]) -> BlobCipher {
+        BlobCipher(ChaCha20Poly1305::new(&Key::from(*key)))
+    }
+
+    /// A random nonce, then the ciphertext and its tag; the name is the associated data.
+    fn seal(&self, hash: &BlobHash, plain: &[u8]) -> Result<Vec<u8>> {
+        let mut nonce = [0; NONCE_BYTES];
+        getrandom::fill(&mut nonce).map_err(|error| Error::Io(std::io::Error::other(error.to_string())))?;
+        let sealed = self
+            .0
+            .encrypt(&Nonce::from(nonce), Payload { msg: plain, aad: hash.as_str().as_bytes() })
+            .map_err(|_| Error::BlobUnreadable { hash: hash.to_string() })?;
+        let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    fn open(&self, hash: &BlobHash, sealed: &[u8]) -> Result<Vec<u8>> {
+        let unreadable = || Error::BlobUnreadable { hash: hash.to_string() };
+        if sealed.len() < NONCE_BYTES + TAG_BYTES {
+            return Err(unreadable());
+        }
+        let (nonce, body) = sealed.split_at(NONCE_BYTES);
+        let nonce = <[u8; NONCE_BYTES]>::try_from(nonce).map_err(|_| unreadable())?;
+        self.0
+            .decrypt(&Nonce::from(nonce), Payload { msg: body, aad: hash.as_str().as_bytes() })
+            .map_err(|_| unreadable())
+    }
 }
 
 impl BlobStore {
@@ -108,8 +164,19 @@ impl BlobStore {
 
     /// Opens (or creates) the blob directory beside `store`, kept within `max_bytes` (not
     /// counting blobs still pending upload).
+    /// Beside an encrypted store, the blobs are encrypted with its blob key.
     pub fn beside(store: &Store, max_bytes: u64) -> Result<BlobStore> {
-        Self::open(Self::dir_for(store.path()), max_bytes)
+        let mut blobs = Self::open(Self::dir_for(store.path()), max_bytes)?;
+        blobs.cipher = store.blob_key().map(|key| BlobCipher::new(&key.0));
+        Ok(blobs)
+    }
+
+    /// Opens a blob directory whose files are encrypted with `key` (what
+    /// [`BlobStore::beside`] does for an encrypted store; tests give keys of their own).
+    pub fn open_encrypted(dir: impl AsRef<Path>, max_bytes: u64, key: [u8; 32]) -> Result<BlobStore> {
+        let mut blobs = Self::open(dir, max_bytes)?;
+        blobs.cipher = Some(BlobCipher::new(&key));
+        Ok(blobs)
     }
 
     /// Opens (or creates) a blob directory kept within `max_bytes`. Writes cut off by a
@@ -129,7 +196,7 @@ impl BlobStore {
                 last_touch = last_touch.max(entry.metadata()?.modified()?);
             }
         }
-        Ok(BlobStore { dir, max_bytes, last_touch: Mutex::new(last_touch) })
+        Ok(BlobStore { dir, max_bytes, last_touch: Mutex::new(last_touch), cipher: None })
     }
 
     pub fn dir(&self) -> &Path {
@@ -172,6 +239,10 @@ impl BlobStore {
         let path = self.blob_path(hash);
         match fs::read(&path) {
             Ok(bytes) => {
+                let bytes = match &self.cipher {
+                    Some(cipher) => cipher.open(hash, &bytes)?,
+                    None => bytes,
+                };
                 self.touch(&path)?;
                 Ok(Some(bytes))
             }
@@ -249,18 +320,44 @@ impl BlobStore {
     }
 
     /// Bytes of a download in progress (where it resumes).
+    /// (Encrypted: the plaintext bytes of the whole frames; a frame cut off by a crash
+    /// is cut from the file.)
     pub(crate) fn partial_len(&self, hash: &BlobHash) -> Result<u64> {
-        match fs::metadata(self.partial_path(hash)) {
-            Ok(metadata) => Ok(metadata.len()),
-            Err(error) if error.kind() == ErrorKind::NotFound => Ok(0),
-            Err(error) => Err(error.into()),
+        let path = self.partial_path(hash);
+        let Some(_) = &self.cipher else {
+            return match fs::metadata(&path) {
+                Ok(metadata) => Ok(metadata.len()),
+                Err(error) if error.kind() == ErrorKind::NotFound => Ok(0),
+                Err(error) => Err(error.into()),
+            };
+        };
+        let file = match fs::read(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(error.into()),
+        };
+        let (plain_len, whole) = frames(&file);
+        if whole < file.len() {
+            OpenOptions::new().write(true).open(&path)?.set_len(whole as u64)?;
         }
+        Ok(plain_len)
     }
 
     /// Appends the next chunk of a download in progress.
     pub(crate) fn append_partial(&self, hash: &BlobHash, chunk: &[u8]) -> Result<()> {
+        let framed;
+        let bytes = match &self.cipher {
+            Some(cipher) => {
+                let sealed = cipher.seal(hash, chunk)?;
+                let len = u32::try_from(chunk.len())
+                    .map_err(|_| Error::BlobTooLarge { size: chunk.len() as u64, limit: u64::from(u32::MAX) })?;
+                framed = [len.to_le_bytes().as_slice(), &sealed].concat();
+                &framed
+            }
+            None => chunk,
+        };
         let mut file = OpenOptions::new().create(true).append(true).open(self.partial_path(hash))?;
-        file.write_all(chunk)?;
+        file.write_all(bytes)?;
         file.sync_data()?;
         Ok(())
     }
@@ -269,7 +366,32 @@ impl BlobStore {
     /// them ([`Error::BlobMismatch`]).
     pub(crate) fn finish_partial(&self, hash: &BlobHash) -> Result<Vec<u8>> {
         let path = self.partial_path(hash);
-        let bytes = fs::read(&path)?;
+        let file = fs::read(&path)?;
+        let bytes = match &self.cipher {
+            Some(cipher) => {
+                let mut plain = Vec::new();
+                let mut rest = file.as_slice();
+                let opened = loop {
+                    if rest.is_empty() {
+                        break Ok(());
+                    }
+                    let Some(size) = frame_size(rest) else {
+                        break Err(Error::BlobMismatch { hash: hash.to_string() });
+                    };
+                    match cipher.open(hash, &rest[4..size]) {
+                        Ok(chunk) => plain.extend_from_slice(&chunk),
+                        Err(error) => break Err(error),
+                    }
+                    rest = &rest[size..];
+                };
+                if let Err(error) = opened {
+                    remove_if_there(&path)?;
+                    return Err(error);
+                }
+                plain
+            }
+            None => file,
+        };
         let stored = self.insert(hash, &bytes);
         remove_if_there(&path)?;
         stored.map(|()| bytes)
@@ -284,7 +406,10 @@ impl BlobStore {
         if path.is_file() {
             self.touch(&path)?;
         } else {
-            self.write_atomically(&path, bytes)?;
+            match &self.cipher {
+                Some(cipher) => self.write_atomically(&path, &cipher.seal(hash, bytes)?)?,
+                None => self.write_atomically(&path, bytes)?,
+            }
             self.touch(&path)?;
         }
         self.trim_to(self.max_bytes, &|kept| kept == hash)?;
@@ -367,6 +492,24 @@ struct StoredBlob {
     hash: BlobHash,
     size: u64,
     used: SystemTime,
+}
+
+/// The size of the encrypted frame at the start of `bytes` (length, nonce, ciphertext,
+/// tag), if it is whole.
+fn frame_size(bytes: &[u8]) -> Option<usize> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let size = 4 + NONCE_BYTES + len + TAG_BYTES;
+    (bytes.len() >= size).then_some(size)
+}
+
+/// The plaintext bytes of the whole frames of a download in progress, and where they end.
+fn frames(bytes: &[u8]) -> (u64, usize) {
+    let (mut plain, mut at) = (0, 0);
+    while let Some(size) = frame_size(&bytes[at..]) {
+        plain += (size - 4 - NONCE_BYTES - TAG_BYTES) as u64;
+        at += size;
+    }
+    (plain, at)
 }
 
 fn is_hex_name(name: &str) -> bool {
@@ -537,5 +680,33 @@ mod tests {
         assert!(matches!(blobs.finish_partial(&other), Err(Error::BlobMismatch { .. })));
         assert!(!blobs.contains(&other));
         assert_eq!(blobs.partial_len(&other).unwrap(), 0);
+    }
+
+    #[test]
+    fn encrypted_blobs_and_downloads_hold_no_plaintext_and_resume_after_a_cut_off_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open_encrypted(dir.path(), u64::MAX, [7; 32]).unwrap();
+        let bytes = b"canary-plaintext ".repeat(200);
+        let hash = BlobHash::of(&bytes);
+        blobs.append_partial(&hash, &bytes[..1000]).unwrap();
+        assert_eq!(blobs.partial_len(&hash).unwrap(), 1000);
+        // A crash in the middle of the next frame: it is cut off and the download resumes.
+        let partial = blobs.partial_path(&hash);
+        let mut file = OpenOptions::new().append(true).open(&partial).unwrap();
+        file.write_all(&[0x10, 0, 0, 0, 1, 2, 3]).unwrap();
+        drop(file);
+        assert_eq!(blobs.partial_len(&hash).unwrap(), 1000);
+        blobs.append_partial(&hash, &bytes[1000..]).unwrap();
+        assert!(!fs::read(&partial).unwrap().windows(16).any(|window| window == b"canary-plaintext"));
+        assert_eq!(blobs.finish_partial(&hash).unwrap(), bytes);
+        let stored = fs::read(blobs.blob_path(&hash)).unwrap();
+        assert!(!stored.windows(16).any(|window| window == b"canary-plaintext"));
+        assert_eq!(blobs.get(&hash).unwrap().unwrap(), bytes);
+
+        let wrong = BlobStore::open_encrypted(dir.path(), u64::MAX, [8; 32]).unwrap();
+        assert!(matches!(wrong.get(&hash), Err(Error::BlobUnreadable { .. })));
+        wrong.append_partial(&hash, b"x").unwrap();
+        assert!(matches!(blobs.finish_partial(&hash), Err(Error::BlobUnreadable { .. })));
+        assert_eq!(blobs.partial_len(&hash).unwrap(), 0);
     }
 }

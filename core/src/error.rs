@@ -30,6 +30,9 @@ pub enum Error {
     )]
     Corrupt { moved_to: PathBuf },
 
+    #[error("the store's key does not open it: the file was left untouched")]
+    WrongKey,
+
     #[error("the store is already open in this process: use the one `Store` for it")]
     AlreadyOpen,
 
@@ -83,6 +86,9 @@ pub enum Error {
 
     #[error("blob {hash}: its content does not match its hash")]
     BlobMismatch { hash: String },
+
+    #[error("blob {hash} cannot be decrypted with this store's key (or was damaged)")]
+    BlobUnreadable { hash: String },
 
     #[error("blob {hash} is not on this device")]
     UnknownBlob { hash: String },

@@ -56,7 +56,7 @@ use crate::model::*;
 use crate::{Error, Result};
 
 /// Settings for opening a store.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct OpenOptions {
     /// How grid codes are segmented in this deployment.
     pub code_format: CodeFormat,
@@ -64,6 +64,32 @@ pub struct OpenOptions {
     pub catalog: Option<Catalog>,
     /// The working-day calendar; the built-in one when `None`.
     pub calendar: Option<Calendar>,
+    /// The raw 256-bit key of an encrypted store (SQLCipher), kept by the app in Android
+    /// Keystore or iOS Keychain; `None`: a plain file. A keyed store's blobs are encrypted
+    /// too ([`crate::blobs::BlobStore::beside`]).
+    pub key: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("code_format", &self.code_format)
+            .field("catalog", &self.catalog)
+            .field("calendar", &self.calendar)
+            .field("key", &self.key.map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// A keyed store's blob key (random, kept inside the encrypted database: re-keying the
+/// store leaves the blobs as they are). Never printed.
+#[derive(Clone, Copy)]
+pub(crate) struct BlobKey(pub(crate) [u8; 32]);
+
+impl std::fmt::Debug for BlobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlobKey(..)")
+    }
 }
 
 /// The local store of one device.
@@ -75,6 +101,8 @@ pub struct Store {
     reader: Mutex<Connection>,
     actor: ActorId,
     code_format: CodeFormat,
+    /// `Some` for a keyed store.
+    blob_key: Option<BlobKey>,
     /// Replaced when the server's reference document brings a newer one.
     catalog: std::sync::RwLock<Catalog>,
     calendar: std::sync::RwLock<Calendar>,
@@ -132,26 +160,32 @@ impl Store {
 
     /// Opens (or creates) the store at `path`. A store written by a newer version is left
     /// untouched ([`Error::IncompatibleVersion`]); a file that is not a database is moved
-    /// aside and reported ([`Error::Corrupt`]), never deleted.
+    /// aside and reported ([`Error::Corrupt`]), never deleted. With a key (or without one,
+    /// for a file that may be encrypted) a file the key does not open is
+    /// [`Error::WrongKey`], and left untouched.
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         let open = OpenFile::claim(&path)?;
-        schema::check_existing(&path)?;
+        let key = options.key.as_ref();
+        schema::check_existing(&path, key.is_some())?;
         let mut conn = Connection::open(&path)?;
+        schema::apply_key(&conn, key)?;
+        if key.is_some() {
+            schema::check_key(&conn)?;
+        }
         if let Err(error) = schema::configure(&conn).and_then(|()| schema::migrate(&mut conn)) {
-            if schema::is_unreadable(&error) {
+            if key.is_none() && schema::is_unreadable(&error) {
                 drop(conn);
                 return Err(Error::Corrupt { moved_to: schema::set_aside(&path)? });
             }
             return Err(error);
         }
         let actor = device_actor(&conn)?;
-        let reader = Connection::open_with_flags(
-            &path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        reader.busy_timeout(std::time::Duration::from_secs(5))?;
-        reader.set_prepared_statement_cache_capacity(schema::STATEMENT_CACHE_CAPACITY);
+        let blob_key = match key {
+            Some(_) => Some(blob_key(&conn)?),
+            None => None,
+        };
+        let reader = open_reader(&path, key)?;
         Ok(Store {
             path,
             _open: open,
@@ -159,9 +193,38 @@ impl Store {
             reader: Mutex::new(reader),
             actor,
             code_format: options.code_format,
+            blob_key,
             catalog: std::sync::RwLock::new(options.catalog.unwrap_or_else(Catalog::default_catalog)),
             calendar: std::sync::RwLock::new(options.calendar.unwrap_or_else(Calendar::china)),
         })
+    }
+
+    /// Re-encrypts a keyed store with `new_key` (the app then keeps the new key, and the
+    /// old one opens it no more: [`Error::WrongKey`]). Blobs are unchanged: their key lives
+    /// inside the database. A plain store cannot be keyed this way ([`Error::WrongKey`]).
+    /// Run it while no other call on the store is under way.
+    pub fn rekey(&self, new_key: [u8; 32]) -> Result<()> {
+        if self.blob_key.is_none() {
+            return Err(Error::WrongKey);
+        }
+        {
+            let writer = self.writer();
+            schema::rekey(&writer.conn, &new_key)?;
+        }
+        // The reader holds the old key: it is replaced by one with the new key.
+        let reader = open_reader(&self.path, Some(&new_key))?;
+        *self.reader() = reader;
+        Ok(())
+    }
+
+    /// Whether the store is encrypted (opened with a key).
+    pub fn is_encrypted(&self) -> bool {
+        self.blob_key.is_some()
+    }
+
+    /// The key of a keyed store's blobs (for [`crate::blobs::BlobStore::beside`]).
+    pub(crate) fn blob_key(&self) -> Option<BlobKey> {
+        self.blob_key
     }
 
     pub fn path(&self) -> &Path {
@@ -870,6 +933,33 @@ fn unknown_document(doc: &DocId) -> Error {
         (DocKind::Incident, Ok(incident)) => Error::UnknownIncident { incident },
         _ => Error::UnknownGrid { grid: doc.key.clone() },
     }
+}
+
+/// The store's read-only connection, keyed like the writer.
+fn open_reader(path: &Path, key: Option<&[u8; 32]>) -> Result<Connection> {
+    let reader = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    schema::apply_key(&reader, key)?;
+    reader.busy_timeout(std::time::Duration::from_secs(5))?;
+    reader.set_prepared_statement_cache_capacity(schema::STATEMENT_CACHE_CAPACITY);
+    Ok(reader)
+}
+
+/// A keyed store's blob key: random, made once and kept in `meta` (encrypted with the rest).
+fn blob_key(conn: &Connection) -> Result<BlobKey> {
+    let stored: Option<Vec<u8>> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'blob_key'", [], |row| row.get(0)).optional()?;
+    if let Some(bytes) = stored
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(BlobKey(key));
+    }
+    let mut key = [0; 32];
+    getrandom::fill(&mut key).map_err(|error| Error::Io(std::io::Error::other(error.to_string())))?;
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('blob_key', ?1)", [key.as_slice()])?;
+    Ok(BlobKey(key))
 }
 
 /// The device's actor id, created on first open.

@@ -21,13 +21,19 @@ pub(crate) const SCHEMA_V1: &str = include_str!("sql/v1.sql");
 /// whether it is a database and which schema version it holds (`user_version`, bytes
 /// 60–63). Reading it with plain file I/O leaves a newer store exactly as it was — even
 /// a read-only SQLite connection would create `-wal` and `-shm` files beside it.
-pub(crate) fn check_existing(path: &Path) -> Result<()> {
+///
+/// An encrypted store (SQLCipher) has no plaintext header: with a key, its version is
+/// checked once the key has opened it. A key for a plain file, or no key for what may be
+/// an encrypted one (no header, a whole number of pages), is [`Error::WrongKey`] and the
+/// file is left as it is; only a keyless open moves a file aside that cannot be a store.
+pub(crate) fn check_existing(path: &Path, keyed: bool) -> Result<()> {
     const MAGIC: &[u8; 16] = b"SQLite format 3\0";
-    let header = match std::fs::File::open(path) {
+    let (header, len) = match std::fs::File::open(path) {
         Ok(file) => {
+            let len = file.metadata()?.len();
             let mut header = Vec::with_capacity(100);
             std::io::Read::read_to_end(&mut std::io::Read::take(file, 100), &mut header)?;
-            header
+            (header, len)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(error) => return Err(error.into()),
@@ -35,14 +41,52 @@ pub(crate) fn check_existing(path: &Path) -> Result<()> {
     if header.is_empty() {
         return Ok(());
     }
-    if header.len() < 100 || &header[..16] != MAGIC {
-        return Err(Error::Corrupt { moved_to: move_aside(path)? });
+    let plain = header.len() == 100 && &header[..16] == MAGIC;
+    match (plain, keyed) {
+        (true, true) => return Err(Error::WrongKey),
+        (false, true) => return Ok(()),
+        // SQLCipher pages are powers of two of at least 512 bytes.
+        (false, false) if len % 512 == 0 => return Err(Error::WrongKey),
+        (false, false) => return Err(Error::Corrupt { moved_to: move_aside(path)? }),
+        (true, false) => {}
     }
     let found = u32::from_be_bytes([header[60], header[61], header[62], header[63]]);
     if found > SCHEMA_VERSION {
         return Err(Error::IncompatibleVersion { found, supported: SCHEMA_VERSION });
     }
     Ok(())
+}
+
+/// Gives a connection its key: the first statement on it, before anything reads the file.
+pub(crate) fn apply_key(conn: &Connection, key: Option<&[u8; 32]>) -> Result<()> {
+    if let Some(key) = key {
+        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex(key)))?;
+    }
+    // Sorts and temporary tables stay in memory: no plaintext temporary files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+/// Checks that the key opens the file (SQLCipher reads nothing until asked):
+/// [`Error::WrongKey`] otherwise, before anything could write to it.
+pub(crate) fn check_key(conn: &Connection) -> Result<()> {
+    match conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get::<_, i64>(0)) {
+        Ok(_) => Ok(()),
+        Err(error) if matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase)) => {
+            Err(Error::WrongKey)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Re-encrypts the store with a new key (on the writer connection).
+pub(crate) fn rekey(conn: &Connection, key: &[u8; 32]) -> Result<()> {
+    conn.execute_batch(&format!("PRAGMA rekey = \"x'{}'\";", hex(key)))?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 pub(crate) fn is_unreadable(error: &Error) -> bool {

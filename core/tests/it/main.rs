@@ -4,6 +4,7 @@
 
 mod activity;
 mod conflicts;
+mod encryption;
 mod incidents;
 mod open;
 mod projection;
