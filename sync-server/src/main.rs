@@ -120,6 +120,17 @@ enum Command {
         #[arg(long)]
         device: String,
     },
+    /// Verify every stored change: it decodes, matches its hash, has an enrolled author and
+    /// is in its document. Exits with an error when anything was altered.
+    VerifyLog,
+    /// Print the audit trail (one change a line: seq, time, device, person, document, hash)
+    /// of a grid or of a worker.
+    Audit {
+        #[arg(long, conflicts_with = "worker", required_unless_present = "worker")]
+        grid: Option<String>,
+        #[arg(long)]
+        worker: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -198,6 +209,37 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Revoke { device } => {
             let revoked = service.revoke(&device)?;
             println!("{}", if revoked { "revoked" } else { "no such device" });
+        }
+        Command::VerifyLog => {
+            let check = service.verify_log()?;
+            for problem in &check.problems {
+                println!("{problem}");
+            }
+            println!("{} change(s) verified, {} problem(s)", check.n_changes, check.problems.len());
+            if !check.problems.is_empty() {
+                return Err("the change log was altered".into());
+            }
+        }
+        Command::Audit { grid, worker } => {
+            let filter = match (grid, worker) {
+                (Some(grid), _) => wangge_server::service::AuditFilter::Grid(grid),
+                (None, Some(worker)) => wangge_server::service::AuditFilter::Worker(worker),
+                (None, None) => return Err("--grid or --worker".into()),
+            };
+            // Written, not printed: a reader that stops early (`| head`) ends the output.
+            let mut out = std::io::stdout().lock();
+            for line in service.audit_trail(&filter)? {
+                let (seq, time, device, person, doc, hash) =
+                    (line.seq, line.time_ms, line.device, line.person, line.doc, line.hash);
+                if std::io::Write::write_fmt(
+                    &mut out,
+                    format_args!("{seq}\t{time}\t{device}\t{person}\t{doc}\t{hash}\n"),
+                )
+                .is_err()
+                {
+                    break;
+                }
+            }
         }
     }
     Ok(())

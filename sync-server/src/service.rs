@@ -24,7 +24,10 @@ use wangge_core::sync::wire::{
 
 use crate::storage::{BlobAppend, Device, DocUpdate, GridRecord, HeldState, Storage, StorageError, Worker};
 
+mod audit;
 mod public_card;
+
+pub use audit::{AuditFilter, AuditLine, LogCheck};
 
 /// Why a request was refused; each maps to an HTTP status and a protocol error code.
 #[derive(Debug, thiserror::Error)]

@@ -112,6 +112,16 @@ pub struct LogEntry {
     pub bytes: Vec<u8>,
 }
 
+/// A change as the log keeps it, for verification and the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChange {
+    pub seq: i64,
+    pub doc: String,
+    pub hash: Vec<u8>,
+    pub actor: Vec<u8>,
+    pub bytes: Vec<u8>,
+}
+
 /// What a push writes for one document: its new snapshot, its scopes, the new changes.
 #[derive(Debug, Clone)]
 pub struct DocUpdate {
@@ -190,6 +200,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Changes after `cursor` in the documents a device holds (confirmed), in sequence order.
     fn log_after(&self, cursor: i64, device: &str, limit: usize) -> Result<Vec<LogEntry>>;
     fn max_seq(&self) -> Result<i64>;
+    /// Up to `limit` changes of the log after `after_seq`, in sequence order.
+    fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>>;
+    /// Every device, revoked ones included (the authors of the log).
+    fn devices(&self) -> Result<Vec<Device>>;
     /// The complete blob of this name.
     fn blob(&self, hash: &str) -> Result<Option<BlobRecord>>;
     /// A device's upload in progress of this blob.
@@ -508,6 +522,32 @@ impl Storage for SqliteStorage {
                 Ok(Device { id: row.get(0)?, person: row.get(1)?, actor: row.get(2)?, revoked: row.get(3)? })
             })
             .optional()?)
+    }
+
+    fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT seq, doc_id, hash, actor, bytes FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![after_seq, limit as i64], |row| {
+            Ok(StoredChange {
+                seq: row.get(0)?,
+                doc: row.get(1)?,
+                hash: row.get(2)?,
+                actor: row.get(3)?,
+                bytes: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn devices(&self) -> Result<Vec<Device>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached("SELECT id, person, actor, revoked FROM devices ORDER BY id")?;
+        let rows = statement.query_map([], |row| {
+            Ok(Device { id: row.get(0)?, person: row.get(1)?, actor: row.get(2)?, revoked: row.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn revoke_device(&self, device_id: &str) -> Result<bool> {

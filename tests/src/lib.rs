@@ -42,6 +42,11 @@ impl TestServer {
         TestServer { url, service, shutdown: Some(shutdown), _dir: dir }
     }
 
+    /// The server's SQLite file (for tests that inspect or damage it directly).
+    pub fn database_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("server.db")
+    }
+
     pub fn grid(&self, code: &str, name: &str) -> GridCode {
         let code = GridCode::parse_default(code).expect("a valid grid code");
         self.service.create_grid(&code, name, "community").expect("the grid");

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod activity;
+mod audit;
 mod authz;
 mod bad_input;
 mod blobs;
