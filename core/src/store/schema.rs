@@ -60,6 +60,9 @@ pub(crate) fn check_existing(path: &Path, keyed: bool) -> Result<()> {
 /// Gives a connection its key: the first statement on it, before anything reads the file.
 pub(crate) fn apply_key(conn: &Connection, key: Option<&[u8; 32]>) -> Result<()> {
     if let Some(key) = key {
+        // A wrong key is our `WrongKey` error; SQLCipher would also write its own line to
+        // stderr (logcat on Android) for each failed page check.
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
         conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex(key)))?;
     }
     // Sorts and temporary tables stay in memory: no plaintext temporary files.
