@@ -466,8 +466,7 @@ impl<S: Storage> Service<S> {
         let Some(role) = Role::from_code(&worker.role) else {
             return refuse(format!("unknown role {}", worker.role));
         };
-        let needs_department = matches!(role, Role::DepartmentHandler | Role::ProfessionalWorker);
-        match (&worker.department, needs_department) {
+        match (&worker.department, role.belongs_to_department()) {
             (None, true) => return refuse(format!("a {} needs a department", role.code())),
             (Some(_), false) => return refuse(format!("a {} has no department", role.code())),
             (Some(code), true) => {

@@ -103,18 +103,9 @@ impl HeldState {
     }
 }
 
-/// One accepted change.
+/// One accepted change, as the log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
-    pub seq: i64,
-    pub doc: String,
-    pub actor: Vec<u8>,
-    pub bytes: Vec<u8>,
-}
-
-/// A change as the log keeps it, for verification and the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredChange {
     pub seq: i64,
     pub doc: String,
     pub hash: Vec<u8>,
@@ -201,7 +192,7 @@ pub trait Storage: Send + Sync + 'static {
     fn log_after(&self, cursor: i64, device: &str, limit: usize) -> Result<Vec<LogEntry>>;
     fn max_seq(&self) -> Result<i64>;
     /// Up to `limit` changes of the log after `after_seq`, in sequence order.
-    fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>>;
+    fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<LogEntry>>;
     /// Every device, revoked ones included (the authors of the log).
     fn devices(&self) -> Result<Vec<Device>>;
     /// The complete blob of this name.
@@ -524,20 +515,12 @@ impl Storage for SqliteStorage {
             .optional()?)
     }
 
-    fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<StoredChange>> {
+    fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<LogEntry>> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(
             "SELECT seq, doc_id, hash, actor, bytes FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
-        let rows = statement.query_map(params![after_seq, limit as i64], |row| {
-            Ok(StoredChange {
-                seq: row.get(0)?,
-                doc: row.get(1)?,
-                hash: row.get(2)?,
-                actor: row.get(3)?,
-                bytes: row.get(4)?,
-            })
-        })?;
+        let rows = statement.query_map(params![after_seq, limit as i64], log_entry)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -638,13 +621,11 @@ impl Storage for SqliteStorage {
         let conn = self.conn();
         // A join, not a list of ids: a center holds tens of thousands of documents.
         let mut statement = conn.prepare_cached(
-            "SELECT c.seq, c.doc_id, c.actor, c.bytes FROM changes c
+            "SELECT c.seq, c.doc_id, c.hash, c.actor, c.bytes FROM changes c
              JOIN device_docs d ON d.doc_id = c.doc_id AND d.device_id = ?2 AND d.state = 'held'
              WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?3",
         )?;
-        let rows = statement.query_map(params![cursor, device, limit as i64], |row| {
-            Ok(LogEntry { seq: row.get(0)?, doc: row.get(1)?, actor: row.get(2)?, bytes: row.get(3)? })
-        })?;
+        let rows = statement.query_map(params![cursor, device, limit as i64], log_entry)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -769,6 +750,11 @@ impl Storage for SqliteStorage {
         }
         Ok(false)
     }
+}
+
+/// A row of `changes` (seq, doc_id, hash, actor, bytes) as a [`LogEntry`].
+fn log_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
+    Ok(LogEntry { seq: row.get(0)?, doc: row.get(1)?, hash: row.get(2)?, actor: row.get(3)?, bytes: row.get(4)? })
 }
 
 #[cfg(test)]

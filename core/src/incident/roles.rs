@@ -159,6 +159,12 @@ impl Role {
         matches!(self, Role::GridLeader | Role::ProfessionalWorker)
     }
 
+    /// Whether a person in this role belongs to a linked department (and so must name it):
+    /// the department handler, and the professional worker a department places in grids.
+    pub fn belongs_to_department(self) -> bool {
+        matches!(self, Role::DepartmentHandler | Role::ProfessionalWorker)
+    }
+
     /// Whether the role may dispatch a matter to a department or a grid worker.
     ///
     /// Seed 004 第二十条 统一交办: matters of the catalog are dispatched by the grid

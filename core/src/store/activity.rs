@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use automerge::AutoCommit;
 use automerge::transaction::CommitOptions;
 use chrono::TimeZone;
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Transaction, TransactionBehavior, params};
 
 use super::incidents::{checked_notes, now_ms};
 use super::{Store, Writer, documents, loaded, n_chunks, projection};
@@ -21,6 +21,7 @@ use crate::calendar::CHINA_TIME;
 use crate::crdt::{DocId, DocKind};
 use crate::incident::Actor;
 use crate::model::*;
+use crate::place::boundaries::GridIndex;
 use crate::{Error, NewIncident, Result};
 
 impl Store {
@@ -283,6 +284,7 @@ impl Store {
 
     /// A grid's check-ins between two times (ms), newest first.
     pub fn check_ins(&self, grid: &GridCode, from_ms: i64, until_ms: i64) -> Result<Vec<CheckIn>> {
+        let index = self.grid_index()?;
         let conn = self.reader();
         let mut statement = conn.prepare_cached(
             "SELECT id, grid_code, worker, time_ms, lat, lng FROM checkins
@@ -295,7 +297,7 @@ impl Store {
         for row in rows {
             let (id, grid, worker, time_ms, lat, lng): (String, String, String, i64, f64, f64) = row?;
             let location = Wgs84::new(lat, lng)?;
-            let (inside_grid, distance_to_grid_m) = match self.place_in_grid(&grid, &location)? {
+            let (inside_grid, distance_to_grid_m) = match self.place_in_grid(&index, &grid, &location)? {
                 None => (None, None),
                 Some(distance) => (Some(distance == 0.0), (distance > 0.0).then_some(distance)),
             };
@@ -367,6 +369,7 @@ impl Store {
     /// A worker's month (`YYYY-MM`, China time) in figures, over the grids on this device.
     pub fn worker_month(&self, person: &str, month: &str) -> Result<WorkerMonth> {
         let (from_ms, until_ms) = month_bounds(month)?;
+        let index = self.grid_index()?;
         let conn = self.reader();
         let count = |sql: &str| -> Result<u32> {
             Ok(conn.query_row(sql, params![person, from_ms, until_ms], |row| row.get::<_, u32>(0))?)
@@ -395,7 +398,7 @@ impl Store {
                 .iter()
                 .filter(|(grid, _, lat, lng)| {
                     Wgs84::new(*lat, *lng).is_ok_and(|at| {
-                        self.place_in_grid(grid, &at).ok().flatten().is_some_and(|distance| distance > 0.0)
+                        self.place_in_grid(&index, grid, &at).ok().flatten().is_some_and(|distance| distance > 0.0)
                     })
                 })
                 .count(),
@@ -417,12 +420,15 @@ impl Store {
             n_buildings += coverage.n_buildings;
             n_covered += coverage.n_covered;
         }
-        let n_completed_on_time = self.completed_on_time(person, from_ms, until_ms)?;
-        let conn = self.reader();
-        let incidents = |sql: &str| -> Result<u32> {
-            Ok(conn.query_row(sql, params![person, from_ms, until_ms], |row| row.get::<_, u32>(0))?)
+        // The incident figures are the loop's own statistics, over the month's reports.
+        let day = |ms: i64| CHINA_TIME.timestamp_millis_opt(ms).single().map(|time| time.date_naive());
+        let filter = crate::IncidentFilter {
+            reporter: Some(person.to_owned()),
+            reported_from: day(from_ms),
+            reported_until: day(until_ms - 1),
+            ..Default::default()
         };
-        let reported = "FROM incidents WHERE reporter = ?1 AND reported_ms >= ?2 AND reported_ms < ?3";
+        let stats = self.incident_stats(&filter, chrono::Utc::now().with_timezone(&CHINA_TIME))?;
         Ok(WorkerMonth {
             n_visits,
             n_check_in_days: u32::try_from(days.len()).unwrap_or(u32::MAX),
@@ -430,41 +436,17 @@ impl Store {
             n_patrols,
             patrol_distance_m,
             coverage: (n_buildings > 0).then(|| f64::from(n_covered) / f64::from(n_buildings)),
-            n_incidents_reported: incidents(&format!("SELECT count(*) {reported}"))?,
-            n_resolved_on_spot: incidents(&format!("SELECT count(*) {reported} AND resolved_on_spot = 1"))?,
-            n_completed: incidents(&format!("SELECT count(*) {reported} AND lead_stop = 'completed'"))?,
-            n_completed_on_time,
+            n_incidents_reported: stats.total,
+            n_resolved_on_spot: stats.n_resolved_on_spot,
+            n_completed: stats.n_completed,
+            n_completed_on_time: stats.n_completed_on_time,
         })
-    }
-
-    fn completed_on_time(&self, person: &str, from_ms: i64, until_ms: i64) -> Result<u32> {
-        let now = chrono::Utc::now().with_timezone(&CHINA_TIME);
-        let filter = crate::IncidentFilter { reporter: Some(person.to_owned()), ..Default::default() };
-        let n = self
-            .incidents(&filter, now)?
-            .into_iter()
-            .filter(|incident| {
-                incident.reported_at.is_some_and(|at| (from_ms..until_ms).contains(&at.timestamp_millis()))
-            })
-            .filter(|incident| self.completed_in_time(incident).unwrap_or(false))
-            .count();
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
-    }
-
-    fn completed_in_time(&self, incident: &crate::IncidentSummary) -> Result<bool> {
-        let stop: Option<String> = self
-            .reader()
-            .query_row("SELECT lead_stop FROM incidents WHERE id = ?1", [incident.id.to_string()], |row| row.get(0))
-            .optional()?
-            .flatten();
-        Ok(stop.as_deref() == Some("completed") && incident.deadline.as_ref().is_some_and(|deadline| !deadline.overdue))
     }
 
     /// How far a point is outside a grid, by the boundary this device has for it: 0 when
     /// inside; `None` when the device has no boundary for the grid.
-    pub(crate) fn place_in_grid(&self, grid: &str, at: &Wgs84) -> Result<Option<f64>> {
+    fn place_in_grid(&self, index: &GridIndex, grid: &str, at: &Wgs84) -> Result<Option<f64>> {
         let code = GridCode::parse(grid, self.code_format)?;
-        let index = self.grid_index()?;
         Ok(index.grid(&code).map(|boundary| if boundary.contains(*at) { 0.0 } else { boundary.distance_m(*at) }))
     }
 }

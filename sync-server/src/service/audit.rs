@@ -15,7 +15,7 @@ use wangge_core::incident::doc as incident_doc;
 use wangge_core::reference;
 
 use super::{Result, Service};
-use crate::storage::{Storage, StoredChange};
+use crate::storage::{LogEntry, Storage};
 
 /// What a verification of the whole log found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -73,7 +73,7 @@ impl<S: Storage> Service<S> {
 
     fn problem_of(
         &self,
-        stored: &StoredChange,
+        stored: &LogEntry,
         authors: &HashSet<Vec<u8>>,
         snapshots: &mut HashMap<String, Option<AutoCommit>>,
     ) -> Result<Option<&'static str>> {
