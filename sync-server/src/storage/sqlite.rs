@@ -1,0 +1,659 @@
+//! The embedded default: one SQLite file.
+//!
+//! The schema carries its version in `PRAGMA user_version`; opening an older database
+//! upgrades it in one transaction (`UPGRADE_FROM_0`: workers' posted contact), and a
+//! database from a newer server is refused untouched.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::*;
+
+/// The embedded default: one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+}
+
+/// The schema version this server writes (`PRAGMA user_version`). 0: before versions
+/// were kept; 1: workers' posted contact (`name`, `phone`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The current schema; `open` creates what is missing after upgrading older tables.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS grids (code TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS workers (
+    person TEXT PRIMARY KEY, role TEXT NOT NULL, department TEXT,
+    grids TEXT NOT NULL,  -- comma-separated grid codes
+    name TEXT,  -- the name posted on the card of the worker's grids; NULL: not posted
+    phone TEXT  -- the work phone posted with it, normalized
+) STRICT;
+CREATE TABLE IF NOT EXISTS enrollment_codes (
+    code_hash TEXT PRIMARY KEY, person TEXT NOT NULL REFERENCES workers(person), created_ms INTEGER NOT NULL,
+    used_ms INTEGER
+) STRICT;
+CREATE INDEX IF NOT EXISTS enrollment_codes_person ON enrollment_codes(person);
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY, person TEXT NOT NULL REFERENCES workers(person), actor BLOB NOT NULL UNIQUE,
+    token_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX IF NOT EXISTS devices_person ON devices(person);
+CREATE TABLE IF NOT EXISTS documents (doc_id TEXT PRIMARY KEY, snapshot BLOB NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS doc_scopes (
+    scope TEXT NOT NULL, doc_id TEXT NOT NULL REFERENCES documents(doc_id), PRIMARY KEY (scope, doc_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS doc_scopes_doc ON doc_scopes(doc_id);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+    hash BLOB NOT NULL UNIQUE, actor BLOB NOT NULL, bytes BLOB NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS changes_doc ON changes(doc_id, seq);
+CREATE TABLE IF NOT EXISTS device_docs (
+    -- What each device holds. A snapshot sent is 'sent' until the device confirms it
+    -- ('held'); a removal is 'removing' until confirmed, then the row goes.
+    device_id TEXT NOT NULL REFERENCES devices(id), doc_id TEXT NOT NULL, up_to_seq INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'held',
+    PRIMARY KEY (device_id, doc_id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs (
+    -- A blob named by the SHA-256 of its bytes ('sha256:' and 64 lowercase hex digits):
+    -- complete once all its bytes arrived and hashed to its name; until then one device's
+    -- upload in progress (each device its own, so no device can spoil another's upload).
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    device_id TEXT NOT NULL REFERENCES devices(id),  -- the uploader
+    size INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    complete INTEGER NOT NULL DEFAULT 0,
+    updated_ms INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS blobs_complete ON blobs(hash) WHERE complete = 1;
+CREATE UNIQUE INDEX IF NOT EXISTS blobs_upload ON blobs(device_id, hash) WHERE complete = 0;
+CREATE INDEX IF NOT EXISTS blobs_device ON blobs(device_id);
+CREATE TABLE IF NOT EXISTS blob_chunks (
+    -- A blob's bytes in the chunks they arrived in: [first, first + n_bytes).
+    blob_id INTEGER NOT NULL REFERENCES blobs(id) ON DELETE CASCADE,
+    first INTEGER NOT NULL,
+    n_bytes INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    UNIQUE (blob_id, first)
+) STRICT;
+CREATE TABLE IF NOT EXISTS blob_refs (
+    -- Which documents refer to which blobs (incidents' photos and evidence): a device may
+    -- download a blob that a document it may read refers to.
+    hash TEXT NOT NULL, doc_id TEXT NOT NULL REFERENCES documents(doc_id), PRIMARY KEY (hash, doc_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blob_refs_doc ON blob_refs(doc_id);
+";
+
+/// Version 0 → 1: workers get their posted contact.
+const UPGRADE_FROM_0: &str = "
+ALTER TABLE workers ADD COLUMN name TEXT;
+ALTER TABLE workers ADD COLUMN phone TEXT;
+";
+
+/// Brings a database to [`SCHEMA_VERSION`] in one transaction: each upgrade step from
+/// its version, then whatever tables are missing.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StorageError::NewerSchema { found: version, supported: SCHEMA_VERSION });
+    }
+    let has_workers: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'workers')",
+        [],
+        |row| row.get(0),
+    )?;
+    // A database without tables is new: the schema below creates the current tables.
+    if version == 0 && has_workers {
+        tx.execute_batch(UPGRADE_FROM_0)?;
+    }
+    tx.execute_batch(SCHEMA)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+const WORKER_COLUMNS: &str = "person, role, department, grids, name, phone";
+
+fn worker_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Worker, WorkerContact)> {
+    let grids: String = row.get(3)?;
+    let worker = Worker {
+        person: row.get(0)?,
+        role: row.get(1)?,
+        department: row.get(2)?,
+        grids: grids.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
+    };
+    Ok((worker, WorkerContact { name: row.get(4)?, phone: row.get(5)? }))
+}
+
+const BLOB_COLUMNS: &str = "id, hash, size, received, complete";
+
+fn blob_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRecord> {
+    Ok(BlobRecord {
+        id: row.get(0)?,
+        hash: row.get(1)?,
+        size: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+        received: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+        complete: row.get(4)?,
+    })
+}
+
+/// Sizes and offsets are at most `MAX_BLOB_BYTES`; SQLite integers are signed.
+fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn complete_blob(conn: &Connection, hash: &str) -> rusqlite::Result<Option<BlobRecord>> {
+    conn.query_row(&format!("SELECT {BLOB_COLUMNS} FROM blobs WHERE hash = ?1 AND complete = 1"), [hash], blob_record)
+        .optional()
+}
+
+fn blob_upload(conn: &Connection, device: &str, hash: &str) -> rusqlite::Result<Option<BlobRecord>> {
+    conn.query_row(
+        &format!("SELECT {BLOB_COLUMNS} FROM blobs WHERE device_id = ?1 AND hash = ?2 AND complete = 0"),
+        params![device, hash],
+        blob_record,
+    )
+    .optional()
+}
+
+impl SqliteStorage {
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Before WAL mode, which would rewrite the header of a newer server's file.
+        migrate(&mut conn)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Storage for SqliteStorage {
+    fn create_grid(&self, grid: &GridRecord) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO grids (code, name, kind) VALUES (?1, ?2, ?3)",
+            params![grid.code, grid.name, grid.kind],
+        )?;
+        Ok(())
+    }
+
+    fn grid(&self, code: &str) -> Result<Option<GridRecord>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT code, name, kind FROM grids WHERE code = ?1", [code], |row| {
+                Ok(GridRecord { code: row.get(0)?, name: row.get(1)?, kind: row.get(2)? })
+            })
+            .optional()?)
+    }
+
+    fn grids_within(&self, prefix: &str) -> Result<Vec<GridRecord>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT code, name, kind FROM grids WHERE substr(code, 1, length(?1)) = ?1 ORDER BY code",
+        )?;
+        let rows = statement
+            .query_map([prefix], |row| Ok(GridRecord { code: row.get(0)?, name: row.get(1)?, kind: row.get(2)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn create_worker(&self, worker: &Worker) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO workers (person, role, department, grids) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(person) DO UPDATE SET
+                 role = excluded.role, department = excluded.department, grids = excluded.grids",
+            params![worker.person, worker.role, worker.department, worker.grids.join(",")],
+        )?;
+        Ok(())
+    }
+
+    fn worker(&self, person: &str) -> Result<Option<Worker>> {
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT {WORKER_COLUMNS} FROM workers WHERE person = ?1"), [person], worker_row)
+            .optional()?
+            .map(|(worker, _)| worker))
+    }
+
+    fn set_worker_contact(&self, person: &str, contact: &WorkerContact) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE workers SET name = ?2, phone = ?3 WHERE person = ?1",
+            params![person, contact.name, contact.phone],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn worker_contact(&self, person: &str) -> Result<Option<WorkerContact>> {
+        Ok(self
+            .conn()
+            .query_row(&format!("SELECT {WORKER_COLUMNS} FROM workers WHERE person = ?1"), [person], worker_row)
+            .optional()?
+            .map(|(_, contact)| contact))
+    }
+
+    fn grid_staff(&self, grid: &str) -> Result<Vec<(Worker, WorkerContact)>> {
+        let conn = self.conn();
+        // Grids are a comma-separated list: match a whole item, so that one code never
+        // matches inside another.
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {WORKER_COLUMNS} FROM workers WHERE instr(',' || grids || ',', ',' || ?1 || ',') > 0
+             ORDER BY person"
+        ))?;
+        let rows = statement.query_map([grid], worker_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn create_enrollment_code(&self, person: &str, code_hash: &str, now_ms: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO enrollment_codes (code_hash, person, created_ms) VALUES (?1, ?2, ?3)",
+            params![code_hash, person, now_ms],
+        )?;
+        Ok(())
+    }
+
+    fn redeem_enrollment_code(
+        &self,
+        code_hash: &str,
+        device: &Device,
+        token_hash: &str,
+        now_ms: i64,
+        issued_after_ms: i64,
+    ) -> Result<Option<String>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let person: Option<String> = tx
+            .query_row(
+                "UPDATE enrollment_codes SET used_ms = ?2
+                 WHERE code_hash = ?1 AND used_ms IS NULL AND created_ms >= ?3 RETURNING person",
+                params![code_hash, now_ms, issued_after_ms],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(person) = person else { return Ok(None) };
+        let inserted = tx.execute(
+            "INSERT INTO devices (id, person, actor, token_hash, name, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![device.id, person, device.actor, token_hash, "device", now_ms],
+        );
+        if let Err(rusqlite::Error::SqliteFailure(error, _)) = &inserted
+            && error.code == rusqlite::ErrorCode::ConstraintViolation
+        {
+            return Err(StorageError::Conflict("this actor id is already enrolled".into()));
+        }
+        inserted?;
+        tx.commit()?;
+        Ok(Some(person))
+    }
+
+    fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT id, person, actor, revoked FROM devices WHERE token_hash = ?1", [token_hash], |row| {
+                Ok(Device { id: row.get(0)?, person: row.get(1)?, actor: row.get(2)?, revoked: row.get(3)? })
+            })
+            .optional()?)
+    }
+
+    fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<LogEntry>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT seq, doc_id, hash, actor, bytes FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![after_seq, limit as i64], log_entry)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn devices(&self) -> Result<Vec<Device>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached("SELECT id, person, actor, revoked FROM devices ORDER BY id")?;
+        let rows = statement.query_map([], |row| {
+            Ok(Device { id: row.get(0)?, person: row.get(1)?, actor: row.get(2)?, revoked: row.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn revoke_device(&self, device_id: &str) -> Result<bool> {
+        Ok(self.conn().execute("UPDATE devices SET revoked = 1 WHERE id = ?1", [device_id])? > 0)
+    }
+
+    fn snapshot(&self, doc: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT snapshot FROM documents WHERE doc_id = ?1", [doc], |row| row.get(0))
+            .optional()?)
+    }
+
+    fn commit(&self, updates: &[DocUpdate]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for update in updates {
+            tx.execute(
+                "INSERT INTO documents (doc_id, snapshot) VALUES (?1, ?2)
+                 ON CONFLICT(doc_id) DO UPDATE SET snapshot = excluded.snapshot",
+                params![update.doc, update.snapshot],
+            )?;
+            tx.execute("DELETE FROM doc_scopes WHERE doc_id = ?1", [&update.doc])?;
+            for scope in &update.scopes {
+                tx.execute("INSERT INTO doc_scopes (scope, doc_id) VALUES (?1, ?2)", params![scope, update.doc])?;
+            }
+            for (hash, actor, bytes) in &update.changes {
+                tx.execute(
+                    "INSERT OR IGNORE INTO changes (doc_id, hash, actor, bytes) VALUES (?1, ?2, ?3, ?4)",
+                    params![update.doc, hash, actor, bytes],
+                )?;
+            }
+            tx.execute("DELETE FROM blob_refs WHERE doc_id = ?1", [&update.doc])?;
+            for hash in &update.blob_refs {
+                tx.execute(
+                    "INSERT OR IGNORE INTO blob_refs (hash, doc_id) VALUES (?1, ?2)",
+                    params![hash, update.doc],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn visible_documents(&self, scopes: &[String]) -> Result<HashMap<String, i64>> {
+        let conn = self.conn();
+        let mut found = HashMap::new();
+        let mut statement = conn.prepare_cached(
+            "SELECT s.doc_id, coalesce((SELECT max(seq) FROM changes c WHERE c.doc_id = s.doc_id), 0)
+             FROM doc_scopes s WHERE s.scope = ?1",
+        )?;
+        for scope in scopes {
+            let rows = statement.query_map([scope], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (doc, seq) = row?;
+                found.insert(doc, seq);
+            }
+        }
+        Ok(found)
+    }
+
+    fn held_documents(&self, device: &str) -> Result<HashMap<String, (i64, HeldState)>> {
+        let conn = self.conn();
+        let mut statement =
+            conn.prepare_cached("SELECT doc_id, up_to_seq, state FROM device_docs WHERE device_id = ?1")?;
+        let rows = statement.query_map([device], |row| {
+            let state: String = row.get(2)?;
+            Ok((row.get(0)?, (row.get(1)?, HeldState::from_code(&state))))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_held(&self, device: &str, doc: &str, up_to_seq: i64, state: HeldState) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO device_docs (device_id, doc_id, up_to_seq, state) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(device_id, doc_id) DO UPDATE SET up_to_seq = excluded.up_to_seq, state = excluded.state",
+            params![device, doc, up_to_seq, state.code()],
+        )?;
+        Ok(())
+    }
+
+    fn forget_held(&self, device: &str, doc: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM device_docs WHERE device_id = ?1 AND doc_id = ?2", params![device, doc])?;
+        Ok(())
+    }
+
+    fn log_after(&self, cursor: i64, device: &str, limit: usize) -> Result<Vec<LogEntry>> {
+        let conn = self.conn();
+        // A join, not a list of ids: a center holds tens of thousands of documents.
+        let mut statement = conn.prepare_cached(
+            "SELECT c.seq, c.doc_id, c.hash, c.actor, c.bytes FROM changes c
+             JOIN device_docs d ON d.doc_id = c.doc_id AND d.device_id = ?2 AND d.state = 'held'
+             WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?3",
+        )?;
+        let rows = statement.query_map(params![cursor, device, limit as i64], log_entry)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn max_seq(&self) -> Result<i64> {
+        Ok(self.conn().query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |row| row.get(0))?)
+    }
+
+    fn blob(&self, hash: &str) -> Result<Option<BlobRecord>> {
+        Ok(complete_blob(&self.conn(), hash)?)
+    }
+
+    fn blob_upload(&self, device: &str, hash: &str) -> Result<Option<BlobRecord>> {
+        Ok(blob_upload(&self.conn(), device, hash)?)
+    }
+
+    fn append_blob_chunk(
+        &self,
+        device: &str,
+        hash: &str,
+        size: u64,
+        offset: u64,
+        chunk: &[u8],
+        now_ms: i64,
+    ) -> Result<BlobAppend> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(complete) = complete_blob(&tx, hash)? {
+            return Ok(BlobAppend::Complete(complete));
+        }
+        let id = match blob_upload(&tx, device, hash)? {
+            None if offset != 0 => return Ok(BlobAppend::WrongOffset { received: 0 }),
+            None => tx.query_row(
+                "INSERT INTO blobs (hash, device_id, size, received, updated_ms) VALUES (?1, ?2, ?3, 0, ?4)
+                 RETURNING id",
+                params![hash, device, int(size), now_ms],
+                |row| row.get(0),
+            )?,
+            Some(upload) if upload.size != size && offset == 0 => {
+                tx.execute("DELETE FROM blob_chunks WHERE blob_id = ?1", [upload.id])?;
+                tx.execute("UPDATE blobs SET size = ?2, received = 0 WHERE id = ?1", params![upload.id, int(size)])?;
+                upload.id
+            }
+            Some(upload) if upload.size != size => return Ok(BlobAppend::WrongSize { size: upload.size }),
+            Some(upload) if upload.received != offset => {
+                return Ok(BlobAppend::WrongOffset { received: upload.received });
+            }
+            Some(upload) => upload.id,
+        };
+        if !chunk.is_empty() {
+            tx.execute(
+                "INSERT INTO blob_chunks (blob_id, first, n_bytes, bytes) VALUES (?1, ?2, ?3, ?4)",
+                params![id, int(offset), chunk.len() as i64, chunk],
+            )?;
+        }
+        let record = tx.query_row(
+            &format!(
+                "UPDATE blobs SET received = received + ?2, updated_ms = ?3 WHERE id = ?1 RETURNING {BLOB_COLUMNS}"
+            ),
+            params![id, chunk.len() as i64, now_ms],
+            blob_record,
+        )?;
+        tx.commit()?;
+        Ok(BlobAppend::Appended(record))
+    }
+
+    fn read_blob(&self, id: i64, offset: u64, max: usize) -> Result<Vec<u8>> {
+        let conn = self.conn();
+        let end = offset.saturating_add(max as u64);
+        let mut statement = conn.prepare_cached(
+            "SELECT first, bytes FROM blob_chunks WHERE blob_id = ?1 AND first < ?3 AND first + n_bytes > ?2
+             ORDER BY first",
+        )?;
+        let rows = statement.query_map(params![id, int(offset), int(end)], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut bytes = Vec::new();
+        for row in rows {
+            let (first, chunk) = row?;
+            let first = u64::try_from(first).unwrap_or(0);
+            let from = offset.saturating_sub(first) as usize;
+            let to = (end - first).min(chunk.len() as u64) as usize;
+            bytes.extend_from_slice(&chunk[from..to]);
+        }
+        Ok(bytes)
+    }
+
+    fn finish_blob_upload(&self, id: i64) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let hash: Option<String> =
+            tx.query_row("SELECT hash FROM blobs WHERE id = ?1 AND complete = 0", [id], |row| row.get(0)).optional()?;
+        let Some(hash) = hash else { return Ok(()) };
+        if complete_blob(&tx, &hash)?.is_some() {
+            tx.execute("DELETE FROM blobs WHERE id = ?1", [id])?;
+        } else {
+            tx.execute("DELETE FROM blobs WHERE hash = ?1 AND complete = 0 AND id != ?2", params![hash, id])?;
+            tx.execute("UPDATE blobs SET complete = 1 WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn discard_blob_upload(&self, id: i64) -> Result<()> {
+        self.conn().execute("DELETE FROM blobs WHERE id = ?1 AND complete = 0", [id])?;
+        Ok(())
+    }
+
+    fn discard_stale_blob_uploads(&self, updated_before_ms: i64) -> Result<usize> {
+        Ok(self.conn().execute("DELETE FROM blobs WHERE complete = 0 AND updated_ms < ?1", [updated_before_ms])?)
+    }
+
+    fn blob_referenced(&self, hash: &str, scopes: &[String]) -> Result<bool> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM blob_refs r JOIN doc_scopes s ON s.doc_id = r.doc_id
+                            WHERE r.hash = ?1 AND s.scope = ?2)",
+        )?;
+        for scope in scopes {
+            if statement.query_row(params![hash, scope], |row| row.get::<_, bool>(0))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// A row of `changes` (seq, doc_id, hash, actor, bytes) as a [`LogEntry`].
+fn log_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
+    Ok(LogEntry { seq: row.get(0)?, doc: row.get(1)?, hash: row.get(2)?, actor: row.get(3)?, bytes: row.get(4)? })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Every table's and index's columns, and the version: what must be the same after an
+    /// upgrade as in a new database (the `CREATE` text differs: SQLite appends added
+    /// columns to it).
+    fn layout(path: &Path) -> Vec<String> {
+        let conn = Connection::open(path).unwrap();
+        let mut names = conn.prepare("SELECT type, name FROM sqlite_schema ORDER BY type, name").unwrap();
+        let names: Vec<(String, String)> =
+            names.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap();
+        let mut layout =
+            vec![format!("version {}", conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0)).unwrap())];
+        for (kind, name) in names {
+            let pragma = if kind == "index" { "index_xinfo" } else { "table_xinfo" };
+            let mut columns = conn.prepare(&format!("SELECT * FROM pragma_{pragma}(?1)")).unwrap();
+            let n = columns.column_count();
+            let rows = columns
+                .query_map([&name], |row| {
+                    (0..n).map(|i| row.get_ref(i).map(|value| format!("{value:?}"))).collect::<Result<Vec<_>, _>>()
+                })
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            layout.push(format!("{kind} {name}: {rows:?}"));
+        }
+        layout
+    }
+
+    fn worker(person: &str, role: &str, grids: &[&str]) -> Worker {
+        Worker {
+            person: person.into(),
+            role: role.into(),
+            department: None,
+            grids: grids.iter().map(|grid| (*grid).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_database_without_worker_contacts_is_upgraded_to_what_a_new_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&old).unwrap();
+            conn.execute_batch(include_str!("../sql/v0.sql")).unwrap();
+            conn.execute_batch(
+                "INSERT INTO grids VALUES ('440703001001001', '长堤社区第1网格', 'community');
+                 INSERT INTO workers VALUES ('w1', 'full_time_worker', NULL, '440703001001001');
+                 INSERT INTO enrollment_codes VALUES ('hash', 'w1', 1, NULL);
+                 INSERT INTO devices (id, person, actor, token_hash, name, created_ms)
+                     VALUES ('d1', 'w1', x'00', 'token', 'device', 1);",
+            )
+            .unwrap();
+        }
+        let storage = SqliteStorage::open(&old).unwrap();
+        assert_eq!(storage.worker("w1").unwrap().unwrap(), worker("w1", "full_time_worker", &["440703001001001"]));
+        assert_eq!(storage.worker_contact("w1").unwrap().unwrap(), WorkerContact::default());
+        let contact = WorkerContact { name: Some("陈专职".into()), phone: Some("13800000002".into()) };
+        assert!(storage.set_worker_contact("w1", &contact).unwrap());
+        assert_eq!(storage.worker_contact("w1").unwrap().unwrap(), contact);
+        assert!(storage.device_by_token("token").unwrap().is_some(), "devices stay enrolled");
+        drop(storage);
+
+        let fresh = dir.path().join("fresh.db");
+        drop(SqliteStorage::open(&fresh).unwrap());
+        assert_eq!(layout(&old), layout(&fresh));
+        // Opening again changes nothing.
+        drop(SqliteStorage::open(&old).unwrap());
+        assert_eq!(layout(&old), layout(&fresh));
+        assert_eq!(layout(&fresh)[0], format!("version {SCHEMA_VERSION}"));
+    }
+
+    #[test]
+    fn a_database_from_a_newer_server_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("newer.db");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        let refused = SqliteStorage::open(&path).unwrap_err();
+        assert!(
+            matches!(refused, StorageError::NewerSchema { found, supported } if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION)
+        );
+        let conn = Connection::open(&path).unwrap();
+        let n_tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0)).unwrap();
+        assert_eq!(n_tables, 0);
+        let journal: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
+        assert_eq!(journal, "delete", "not switched to WAL");
+    }
+
+    #[test]
+    fn updating_a_worker_keeps_its_contact_and_grid_staff_match_whole_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(&dir.path().join("server.db")).unwrap();
+        storage.create_worker(&worker("w1", "full_time_worker", &["440703001001001"])).unwrap();
+        storage.create_worker(&worker("w2", "grid_leader", &["440703001001011", "440703001001002"])).unwrap();
+        let contact = WorkerContact { name: Some("陈专职".into()), phone: None };
+        storage.set_worker_contact("w1", &contact).unwrap();
+        storage.create_worker(&worker("w1", "part_time_worker", &["440703001001002"])).unwrap();
+        assert_eq!(storage.worker_contact("w1").unwrap().unwrap(), contact);
+        assert!(!storage.set_worker_contact("nobody", &contact).unwrap());
+
+        let staff = |grid: &str| -> Vec<String> {
+            storage.grid_staff(grid).unwrap().into_iter().map(|(worker, _)| worker.person).collect()
+        };
+        assert_eq!(staff("440703001001002"), ["w1", "w2"]);
+        assert_eq!(staff("440703001001001"), Vec::<String>::new());
+        assert_eq!(staff("440703001001011"), ["w2"]);
+        assert_eq!(staff("44070300100101"), Vec::<String>::new(), "not a prefix of a code");
+    }
+}
