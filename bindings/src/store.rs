@@ -65,8 +65,8 @@ impl FieldStore {
     }
 
     /// Re-encrypts an encrypted store with `new_key` (32 bytes): keep the new key, the old
-    /// one no longer opens it. Photos are unchanged. Call it while nothing else runs on the
-    /// store.
+    /// one no longer opens it. Photos are unchanged. Other calls on the store wait until it
+    /// is done (it rewrites the whole file); none fails because of it.
     pub fn rekey(&self, new_key: Vec<u8>) -> Result<()> {
         let key = store_key(new_key)?;
         Ok(self.store()?.rekey(key)?)

@@ -201,19 +201,22 @@ impl Store {
 
     /// Re-encrypts a keyed store with `new_key` (the app then keeps the new key, and the
     /// old one opens it no more: [`Error::WrongKey`]). Blobs are unchanged: their key lives
-    /// inside the database. A plain store cannot be keyed this way ([`Error::WrongKey`]).
-    /// Run it while no other call on the store is under way.
+    /// inside the database. A plain store cannot be keyed this way ([`Error::WrongKey`]);
+    /// see [`Store::encrypt_plain`]. Other calls may run meanwhile: they wait until the
+    /// database is re-encrypted and the reader has the new key (every page is rewritten, so
+    /// this takes as long as writing the whole file).
     pub fn rekey(&self, new_key: [u8; 32]) -> Result<()> {
         if self.blob_key.is_none() {
             return Err(Error::WrongKey);
         }
-        {
-            let writer = self.writer();
-            schema::rekey(&writer.conn, &new_key)?;
-        }
-        // The reader holds the old key: it is replaced by one with the new key.
-        let reader = open_reader(&self.path, Some(&new_key))?;
-        *self.reader() = reader;
+        // Both locks, writer then reader (the order of every call that takes both; no call
+        // takes the writer while holding the reader): a read between the rekey and the
+        // swap would run on a connection with the old key.
+        let writer = self.writer();
+        let mut reader = self.reader();
+        let new_reader = open_reader(&self.path, Some(&new_key))?;
+        schema::rekey(&writer.conn, &new_key)?;
+        *reader = new_reader;
         Ok(())
     }
 

@@ -2,6 +2,8 @@
 //! re-keying, and no personal data in plaintext in any file the store writes.
 
 use std::path::{Path, PathBuf};
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 use wangge_core::blobs::BlobStore;
@@ -112,6 +114,40 @@ fn rekeying_changes_the_key_that_opens_the_store_and_keeps_its_blobs() {
     assert_eq!(store.list_buildings(&grid_code()).unwrap().len(), 2);
     let blobs = BlobStore::beside(&store, 1 << 20).unwrap();
     assert_eq!(blobs.get(&hash).unwrap().unwrap(), photo);
+}
+
+/// Regression: `rekey` re-encrypted under the writer lock, released it, and only then
+/// replaced the reader: a read in between ran on a connection with the old key.
+#[test]
+fn reads_while_the_store_is_rekeyed_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, resident) = keyed_store_with_a_family(dir.path(), KEY_A);
+    let store = open_keyed(&path, KEY_A).unwrap();
+    let done = AtomicBool::new(false);
+    let started = Barrier::new(2);
+    let (n_reads, errors) = std::thread::scope(|scope| {
+        let reads = scope.spawn(|| {
+            let (mut n_reads, mut errors) = (0, Vec::new());
+            started.wait();
+            while !done.load(Ordering::Acquire) {
+                match store.resident(resident) {
+                    Ok(_) => n_reads += 1,
+                    Err(error) => errors.push(error.to_string()),
+                }
+            }
+            (n_reads, errors)
+        });
+        started.wait();
+        for key in [KEY_B, KEY_A].repeat(10) {
+            store.rekey(key).unwrap();
+        }
+        done.store(true, Ordering::Release);
+        reads.join().unwrap()
+    });
+    assert!(errors.is_empty(), "{} failed read(s) of {}, first: {}", errors.len(), n_reads + errors.len(), errors[0]);
+    assert!(n_reads > 0);
+    drop(store);
+    assert_eq!(open_keyed(&path, KEY_A).unwrap().resident(resident).unwrap().name.as_str(), "陈秀英");
 }
 
 #[test]
