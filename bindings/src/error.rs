@@ -31,8 +31,9 @@ pub enum ApiError {
     #[error("{reason}")]
     Refused { status: i32, code: String, reason: String },
     /// The store cannot be used as it is: written by a newer app version, corrupt (moved
-    /// aside), a key that does not open it (left untouched), already open, or a file or
-    /// database error.
+    /// aside), a key that does not open it (left untouched), already open, already
+    /// encrypted (when converting), an export that does not decrypt, or a file or database
+    /// error.
     #[error("{reason}")]
     Storage { reason: String },
 }
@@ -63,6 +64,8 @@ impl From<Error> for ApiError {
             Error::IncompatibleVersion { .. }
             | Error::Corrupt { .. }
             | Error::WrongKey
+            | Error::AlreadyEncrypted
+            | Error::ExportUnreadable { .. }
             | Error::BlobUnreadable { .. }
             | Error::AlreadyOpen
             | Error::Document { .. }

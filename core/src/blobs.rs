@@ -40,9 +40,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use sha2::{Digest, Sha256};
+
+use crate::at_rest::{self, FileCipher, NONCE_BYTES, TAG_BYTES};
 
 use crate::model::{Invalid, InvalidField};
 use crate::store::Store;
@@ -106,51 +106,17 @@ pub struct BlobStore {
     /// is strict even within one tick of a coarse clock.
     last_touch: Mutex<SystemTime>,
     /// `Some` beside an encrypted store.
-    cipher: Option<BlobCipher>,
+    cipher: Option<FileCipher>,
 }
 
-/// The AEAD of an encrypted store's blobs. Never printed.
-#[derive(Clone)]
-struct BlobCipher(ChaCha20Poly1305);
-
-impl fmt::Debug for BlobCipher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BlobCipher(..)")
-    }
-}
-
-const NONCE_BYTES: usize = 12;
-const TAG_BYTES: usize = 16;
-
-impl BlobCipher {
-    fn new(key: &[u8; 32]) -> BlobCipher {
-        BlobCipher(ChaCha20Poly1305::new(&Key::from(*key)))
+/// A blob's sealed file: its name is the associated data (see [`crate::at_rest`]).
+impl FileCipher {
+    fn seal_blob(&self, hash: &BlobHash, plain: &[u8]) -> Result<Vec<u8>> {
+        self.seal(hash.as_str().as_bytes(), plain)
     }
 
-    /// A random nonce, then the ciphertext and its tag; the name is the associated data.
-    fn seal(&self, hash: &BlobHash, plain: &[u8]) -> Result<Vec<u8>> {
-        let mut nonce = [0; NONCE_BYTES];
-        getrandom::fill(&mut nonce).map_err(|error| Error::Io(std::io::Error::other(error.to_string())))?;
-        let sealed = self
-            .0
-            .encrypt(&Nonce::from(nonce), Payload { msg: plain, aad: hash.as_str().as_bytes() })
-            .map_err(|_| Error::BlobUnreadable { hash: hash.to_string() })?;
-        let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
-    }
-
-    fn open(&self, hash: &BlobHash, sealed: &[u8]) -> Result<Vec<u8>> {
-        let unreadable = || Error::BlobUnreadable { hash: hash.to_string() };
-        if sealed.len() < NONCE_BYTES + TAG_BYTES {
-            return Err(unreadable());
-        }
-        let (nonce, body) = sealed.split_at(NONCE_BYTES);
-        let nonce = <[u8; NONCE_BYTES]>::try_from(nonce).map_err(|_| unreadable())?;
-        self.0
-            .decrypt(&Nonce::from(nonce), Payload { msg: body, aad: hash.as_str().as_bytes() })
-            .map_err(|_| unreadable())
+    fn open_blob(&self, hash: &BlobHash, sealed: &[u8]) -> Result<Vec<u8>> {
+        self.open(hash.as_str().as_bytes(), sealed).map_err(|_| Error::BlobUnreadable { hash: hash.to_string() })
     }
 }
 
@@ -167,7 +133,7 @@ impl BlobStore {
     /// Beside an encrypted store, the blobs are encrypted with its blob key.
     pub fn beside(store: &Store, max_bytes: u64) -> Result<BlobStore> {
         let mut blobs = Self::open(Self::dir_for(store.path()), max_bytes)?;
-        blobs.cipher = store.blob_key().map(|key| BlobCipher::new(&key.0));
+        blobs.cipher = store.blob_key().map(|key| FileCipher::new(&key.0));
         Ok(blobs)
     }
 
@@ -175,7 +141,7 @@ impl BlobStore {
     /// [`BlobStore::beside`] does for an encrypted store; tests give keys of their own).
     pub fn open_encrypted(dir: impl AsRef<Path>, max_bytes: u64, key: [u8; 32]) -> Result<BlobStore> {
         let mut blobs = Self::open(dir, max_bytes)?;
-        blobs.cipher = Some(BlobCipher::new(&key));
+        blobs.cipher = Some(FileCipher::new(&key));
         Ok(blobs)
     }
 
@@ -240,7 +206,7 @@ impl BlobStore {
         match fs::read(&path) {
             Ok(bytes) => {
                 let bytes = match &self.cipher {
-                    Some(cipher) => cipher.open(hash, &bytes)?,
+                    Some(cipher) => cipher.open_blob(hash, &bytes)?,
                     None => bytes,
                 };
                 self.touch(&path)?;
@@ -319,6 +285,51 @@ impl BlobStore {
         self.trim_to(self.max_bytes, &|_| false)
     }
 
+    /// Seals the blobs of a store that was plain until now (see
+    /// [`crate::Store::encrypt_plain`]): each blob file still in plaintext (its content has
+    /// the hash it is named by) is replaced by its sealed form and its old content zeroed;
+    /// downloads in progress are zeroed and dropped (they start again). Sealed files are
+    /// left as they are, so an interrupted run can simply run again. Returns the number of
+    /// blobs sealed.
+    pub(crate) fn seal_plain(dir: &Path, key: &[u8; 32]) -> Result<usize> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(error.into()),
+        };
+        let cipher = FileCipher::new(key);
+        let mut n_sealed = 0;
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !is_hex_name(&name) {
+                continue;
+            }
+            let hash = BlobHash(format!("{PREFIX}{name}"));
+            let bytes = fs::read(entry.path())?;
+            if BlobHash::of(&bytes) != hash {
+                continue;
+            }
+            // The time of last use orders trimming: the sealed file keeps it.
+            let used = entry.metadata()?.modified()?;
+            let temporary = dir.join(format!("tmp-{}", uuid::Uuid::new_v4()));
+            at_rest::replace_zeroing(&entry.path(), &temporary, &cipher.seal_blob(&hash, &bytes)?)?;
+            OpenOptions::new().write(true).open(entry.path())?.set_modified(used)?;
+            n_sealed += 1;
+        }
+        match fs::read_dir(dir.join("partial")) {
+            Ok(entries) => {
+                for entry in entries {
+                    at_rest::zero_and_remove(&entry?.path())?;
+                }
+            }
+            Err(error) if error.kind() == ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+        Ok(n_sealed)
+    }
+
     /// Bytes of a download in progress (where it resumes).
     /// (Encrypted: the plaintext bytes of the whole frames; a frame cut off by a crash
     /// is cut from the file.)
@@ -348,7 +359,7 @@ impl BlobStore {
         let framed;
         let bytes = match &self.cipher {
             Some(cipher) => {
-                let sealed = cipher.seal(hash, chunk)?;
+                let sealed = cipher.seal_blob(hash, chunk)?;
                 let len = u32::try_from(chunk.len())
                     .map_err(|_| Error::BlobTooLarge { size: chunk.len() as u64, limit: u64::from(u32::MAX) })?;
                 framed = [len.to_le_bytes().as_slice(), &sealed].concat();
@@ -378,7 +389,7 @@ impl BlobStore {
                     let Some(size) = frame_size(rest) else {
                         break Err(Error::BlobMismatch { hash: hash.to_string() });
                     };
-                    match cipher.open(hash, &rest[4..size]) {
+                    match cipher.open_blob(hash, &rest[4..size]) {
                         Ok(chunk) => plain.extend_from_slice(&chunk),
                         Err(error) => break Err(error),
                     }
@@ -407,7 +418,7 @@ impl BlobStore {
             self.touch(&path)?;
         } else {
             match &self.cipher {
-                Some(cipher) => self.write_atomically(&path, &cipher.seal(hash, bytes)?)?,
+                Some(cipher) => self.write_atomically(&path, &cipher.seal_blob(hash, bytes)?)?,
                 None => self.write_atomically(&path, bytes)?,
             }
             self.touch(&path)?;
@@ -430,13 +441,7 @@ impl BlobStore {
             let _ = fs::remove_file(&temporary);
             return Err(error.into());
         }
-        // The rename is durable once its directory is synced (where directories can be
-        // opened as files; elsewhere the rename is all there is).
-        if let Some(parent) = path.parent()
-            && let Ok(directory) = File::open(parent)
-        {
-            let _ = directory.sync_all();
-        }
+        at_rest::sync_directory_of(path);
         Ok(())
     }
 

@@ -33,8 +33,14 @@ pub enum Error {
     #[error("the store's key does not open it: the file was left untouched")]
     WrongKey,
 
-    #[error("the store is already open in this process: use the one `Store` for it")]
+    #[error("the store is already open in this process: use that `Store`, or close it first")]
     AlreadyOpen,
+
+    #[error("the store is already encrypted: open it with its key; nothing was changed")]
+    AlreadyEncrypted,
+
+    #[error("export {file} cannot be read: {reason}")]
+    ExportUnreadable { file: String, reason: &'static str },
 
     #[error("incident {incident} not found")]
     UnknownIncident { incident: crate::model::IncidentId },

@@ -13,6 +13,7 @@
 pub mod model;
 
 pub mod activity;
+mod at_rest;
 pub mod blobs;
 pub mod calendar;
 pub mod card;
@@ -28,6 +29,6 @@ pub mod sync;
 pub use error::{Error, Result};
 pub use store::{
     DepartmentDeadline, Due, FailedCapture, HouseholdSummary, ImportSummary, IncidentFilter, IncidentStats,
-    IncidentSummary, NewIncident, OpenOptions, ResidentContact, ResidentHit, SCHEMA_VERSION, Store, SyncStatus,
-    TimelineEntry, describe, wipe_files,
+    IncidentSummary, NewIncident, OpenOptions, RemovedChanges, ResidentContact, ResidentHit, SCHEMA_VERSION, Store,
+    SyncStatus, TimelineEntry, describe, wipe_files,
 };

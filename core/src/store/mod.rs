@@ -24,6 +24,8 @@
 mod activity;
 mod card;
 pub(crate) mod documents;
+mod encrypt;
+mod exports;
 mod incidents;
 mod nearby;
 mod pending;
@@ -34,6 +36,7 @@ mod schema;
 use pending::{Op, PendingWrite};
 use projection::Changed;
 
+pub use exports::RemovedChanges;
 pub use incidents::{
     DepartmentDeadline, Due, IncidentFilter, IncidentStats, IncidentSummary, NewIncident, ResidentContact,
     TimelineEntry, describe,
@@ -182,7 +185,11 @@ impl Store {
         }
         let actor = device_actor(&conn)?;
         let blob_key = match key {
-            Some(_) => Some(blob_key(&conn)?),
+            Some(_) => {
+                let blob_key = blob_key(&conn)?;
+                encrypt::finish_sealing(&path, &conn, blob_key)?;
+                Some(blob_key)
+            }
             None => None,
         };
         let reader = open_reader(&path, key)?;
@@ -829,8 +836,9 @@ impl Store {
 
     /// Removes a document this device may no longer hold (a reassigned worker's old grid):
     /// first its own changes the server has not acknowledged go to a file beside the store
-    /// (`<store>.removed-<kind>-<key>-<ms>.changes`: concatenated automerge changes, which
-    /// `apply_changes` reads), then the document and every row projected from it.
+    /// (`<store>.removed-<kind>-<key>-<ms>.changes`, sealed under the blob key in a keyed
+    /// store: [`Store::read_removed_changes`] reads it back), then the document and every
+    /// row projected from it. Returns the export's path, if there was anything to export.
     pub fn purge_document(&self, doc: &DocId) -> Result<Option<PathBuf>> {
         let acked: Option<Vec<u8>> = self.with_reader(|conn| {
             conn.query_row("SELECT acked_heads FROM documents WHERE doc_id = ?1", [doc.to_string()], |row| row.get(0))
@@ -842,15 +850,8 @@ impl Store {
         let exported = if unsynced.is_empty() {
             None
         } else {
-            let path = PathBuf::from(format!(
-                "{}.removed-{}-{}-{}.changes",
-                self.path.display(),
-                doc.kind.code(),
-                doc.key,
-                chrono::Utc::now().timestamp_millis()
-            ));
-            std::fs::write(&path, unsynced.concat())?;
-            Some(path)
+            let cipher = self.blob_key.map(|key| crate::at_rest::FileCipher::new(&key.0));
+            Some(exports::write(&self.path, doc, &unsynced.concat(), cipher.as_ref())?)
         };
         let mut writer = self.writer();
         let Writer { conn, docs, n_chunks, .. } = &mut *writer;
@@ -1388,7 +1389,9 @@ pub fn wipe_files(path: &Path) -> Result<()> {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(Error::from(error)),
         _ => Ok(()),
     };
-    for suffix in ["", "-wal", "-shm", "-journal"] {
+    for suffix in
+        ["", "-wal", "-shm", "-journal", encrypt::TEMPORARY_SUFFIX, &format!("{}-journal", encrypt::TEMPORARY_SUFFIX)]
+    {
         remove(&directory.join(format!("{name}{suffix}")))?;
     }
     match std::fs::remove_dir_all(crate::blobs::BlobStore::dir_for(path)) {

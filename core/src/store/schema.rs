@@ -27,6 +27,31 @@ pub(crate) const SCHEMA_V1: &str = include_str!("sql/v1.sql");
 /// an encrypted one (no header, a whole number of pages), is [`Error::WrongKey`] and the
 /// file is left as it is; only a keyless open moves a file aside that cannot be a store.
 pub(crate) fn check_existing(path: &Path, keyed: bool) -> Result<()> {
+    match (read_header(path)?, keyed) {
+        (Header::Missing, _) | (Header::NotPlain { .. }, true) => Ok(()),
+        (Header::Plain { .. }, true) => Err(Error::WrongKey),
+        // SQLCipher pages are powers of two of at least 512 bytes.
+        (Header::NotPlain { len }, false) if len % 512 == 0 => Err(Error::WrongKey),
+        (Header::NotPlain { .. }, false) => Err(Error::Corrupt { moved_to: move_aside(path)? }),
+        (Header::Plain { version }, false) if version > SCHEMA_VERSION => {
+            Err(Error::IncompatibleVersion { found: version, supported: SCHEMA_VERSION })
+        }
+        (Header::Plain { .. }, false) => Ok(()),
+    }
+}
+
+/// What a store file's first 100 bytes say, read with plain file I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// No file, or an empty one: no store yet.
+    Missing,
+    /// A plain SQLite database with this `user_version`.
+    Plain { version: u32 },
+    /// Not a plain database: an encrypted store, or a damaged file (`len` bytes).
+    NotPlain { len: u64 },
+}
+
+pub(crate) fn read_header(path: &Path) -> Result<Header> {
     const MAGIC: &[u8; 16] = b"SQLite format 3\0";
     let (header, len) = match std::fs::File::open(path) {
         Ok(file) => {
@@ -35,26 +60,16 @@ pub(crate) fn check_existing(path: &Path, keyed: bool) -> Result<()> {
             std::io::Read::read_to_end(&mut std::io::Read::take(file, 100), &mut header)?;
             (header, len)
         }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Header::Missing),
         Err(error) => return Err(error.into()),
     };
     if header.is_empty() {
-        return Ok(());
+        return Ok(Header::Missing);
     }
-    let plain = header.len() == 100 && &header[..16] == MAGIC;
-    match (plain, keyed) {
-        (true, true) => return Err(Error::WrongKey),
-        (false, true) => return Ok(()),
-        // SQLCipher pages are powers of two of at least 512 bytes.
-        (false, false) if len % 512 == 0 => return Err(Error::WrongKey),
-        (false, false) => return Err(Error::Corrupt { moved_to: move_aside(path)? }),
-        (true, false) => {}
+    if header.len() == 100 && &header[..16] == MAGIC {
+        return Ok(Header::Plain { version: u32::from_be_bytes([header[60], header[61], header[62], header[63]]) });
     }
-    let found = u32::from_be_bytes([header[60], header[61], header[62], header[63]]);
-    if found > SCHEMA_VERSION {
-        return Err(Error::IncompatibleVersion { found, supported: SCHEMA_VERSION });
-    }
-    Ok(())
+    Ok(Header::NotPlain { len })
 }
 
 /// Gives a connection its key: the first statement on it, before anything reads the file.
@@ -63,7 +78,7 @@ pub(crate) fn apply_key(conn: &Connection, key: Option<&[u8; 32]>) -> Result<()>
         // A wrong key is our `WrongKey` error; SQLCipher would also write its own line to
         // stderr (logcat on Android) for each failed page check.
         conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
-        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex(key)))?;
+        conn.execute_batch(&format!("PRAGMA key = \"{}\";", key_literal(key)))?;
     }
     // Sorts and temporary tables stay in memory: no plaintext temporary files.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -84,8 +99,13 @@ pub(crate) fn check_key(conn: &Connection) -> Result<()> {
 
 /// Re-encrypts the store with a new key (on the writer connection).
 pub(crate) fn rekey(conn: &Connection, key: &[u8; 32]) -> Result<()> {
-    conn.execute_batch(&format!("PRAGMA rekey = \"x'{}'\";", hex(key)))?;
+    conn.execute_batch(&format!("PRAGMA rekey = \"{}\";", key_literal(key)))?;
     Ok(())
+}
+
+/// A raw key as SQLCipher takes it (`PRAGMA key`, `ATTACH … KEY`): `x'<64 hex digits>'`.
+pub(crate) fn key_literal(key: &[u8; 32]) -> String {
+    format!("x'{}'", hex(key))
 }
 
 fn hex(bytes: &[u8]) -> String {
