@@ -41,6 +41,27 @@ pub fn store_schema_version() -> i32 {
     error::small_count(wangge_core::SCHEMA_VERSION)
 }
 
+/// Whether the file at `path` is a plain (unencrypted) store, from its first bytes: one
+/// written by an app version that did not encrypt it. Convert it with
+/// `encrypt_plain_store` before opening it with a key. `false` for an encrypted store and
+/// for no file at all.
+#[uniffi::export]
+pub fn is_plain_store(path: String) -> Result<bool> {
+    Ok(wangge_core::Store::is_plain_file(path)?)
+}
+
+/// Encrypts the plain store at `path` in place with `key` (32 bytes, kept by the app in
+/// Android Keystore or iOS Keychain), with its photos, tracks and exports; records,
+/// unsynced changes and enrollment stay. Then open it with `FieldStore.open(path, worker,
+/// key)`. Close every `FieldStore` on the file first. Safe to interrupt: the plain store
+/// stays usable until the encrypted copy replaces it, and a second run finishes the job.
+/// Raises `Storage`, changing nothing, when the store is open, already encrypted, or
+/// missing; `InvalidInput` for a key that is not 32 bytes.
+#[uniffi::export]
+pub fn encrypt_plain_store(path: String, key: Vec<u8>) -> Result<()> {
+    Ok(wangge_core::Store::encrypt_plain(path, store::store_key(key)?)?)
+}
+
 /// `start` plus `days` working days on China's official calendar (adjusted working
 /// weekends and holidays included), as `YYYY-MM-DD`. `start` itself does not count.
 #[uniffi::export]

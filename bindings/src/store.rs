@@ -820,6 +820,6 @@ impl SyncListener for SyncBridge {
 }
 
 /// A store key from the app: exactly 32 bytes.
-fn store_key(key: Vec<u8>) -> Result<[u8; 32]> {
+pub(crate) fn store_key(key: Vec<u8>) -> Result<[u8; 32]> {
     <[u8; 32]>::try_from(key.as_slice()).map_err(|_| crate::error::invalid("key", "a store key is 32 bytes"))
 }
