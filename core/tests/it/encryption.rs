@@ -217,10 +217,8 @@ fn canary_photo() -> Vec<u8> {
 
 /// Each canary found in a file under `dir`, with the file.
 fn scan(dir: &Path, canaries: &[String]) -> Vec<(String, PathBuf)> {
-    let files = files_under(dir);
-    assert!(files.len() >= 3, "{files:?}");
     let mut hits = Vec::new();
-    for file in files {
+    for file in files_under(dir) {
         let bytes = std::fs::read(&file).unwrap();
         for canary in canaries {
             if bytes.windows(canary.len()).any(|window| window == canary.as_bytes()) {
@@ -248,6 +246,8 @@ fn canary_hits(dir: &Path, key: Option<[u8; 32]>) -> Vec<(String, PathBuf)> {
         let store = Store::open_with(dir.join("wangge.db"), OpenOptions { key, ..Default::default() }).unwrap();
         write_canaries(&store)
     };
+    let files = files_under(dir);
+    assert!(files.len() >= 3, "{files:?}");
     scan(dir, &canaries)
 }
 
@@ -470,4 +470,38 @@ fn a_conversion_cut_off_before_the_rename_leaves_the_plain_store_usable_and_runs
     let store = open_keyed(&path, KEY_A).unwrap();
     assert_eq!(store.resident(resident).unwrap().name.as_str(), "陈秀英");
     assert_eq!(store.list_buildings(&grid_code()).unwrap().len(), 2);
+}
+
+/// A plain store left by a crash, its last commits still in the write-ahead log: the
+/// conversion takes them along, and zeroes the old log too.
+#[test]
+fn a_plain_store_with_a_log_left_by_a_crash_is_converted_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let path = crashed.path().join("wangge.db");
+    let (canaries, projection) = {
+        let store = Store::open(dir.path().join("wangge.db")).unwrap();
+        let canaries = write_canaries(&store);
+        // The files as a power cut would leave them: the database and its log.
+        for suffix in ["", "-wal"] {
+            std::fs::copy(
+                dir.path().join(format!("wangge.db{suffix}")),
+                crashed.path().join(format!("wangge.db{suffix}")),
+            )
+            .unwrap();
+        }
+        (canaries, projection_dump(&store))
+    };
+    let log = crashed.path().join("wangge.db-wal");
+    assert!(std::fs::metadata(&log).unwrap().len() > 0, "the last commits are in the log");
+    let old_log = std::fs::File::open(&log).unwrap();
+
+    Store::encrypt_plain(&path, KEY_A).unwrap();
+
+    let mut old_content = Vec::new();
+    std::io::Read::read_to_end(&mut &old_log, &mut old_content).unwrap();
+    assert!(!old_content.is_empty() && old_content.iter().all(|byte| *byte == 0), "the old log was zeroed");
+    assert_no_hits(&scan(crashed.path(), &canaries));
+    let store = open_keyed(&path, KEY_A).unwrap();
+    assert_eq!(projection_dump(&store), projection);
 }
