@@ -328,7 +328,8 @@ impl SyncClient {
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(transport)?;
-        if status.is_server_error() {
+        // A busy server (5xx) or one slowing this device down (429): try again later.
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(Error::Transport { reason: format!("server answered {status}") });
         }
         if !status.is_success() {
