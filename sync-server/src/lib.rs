@@ -10,7 +10,7 @@ pub mod storage;
 use std::net::SocketAddr;
 
 pub use service::{Service, ServiceError};
-pub use storage::{SqliteStorage, Storage, Worker, WorkerContact};
+pub use storage::{PostgresStorage, SqliteStorage, Storage, Worker, WorkerContact};
 
 /// Serves until `shutdown` completes, finishing requests in flight (graceful shutdown).
 pub async fn serve<S: Storage>(

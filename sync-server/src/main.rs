@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use wangge_core::model::GridCode;
-use wangge_server::{Service, SqliteStorage, Storage, Worker};
+use wangge_server::{Service, Storage, Worker};
 
 #[derive(Debug, Parser)]
 #[command(name = "wangge-server", version, about = "The wangge sync server")]
@@ -15,9 +15,11 @@ struct Cli {
     /// Env: WANGGE_CONFIG. Default: `wangge-server.toml` when it exists.
     #[arg(long, env = "WANGGE_CONFIG", global = true)]
     config: Option<PathBuf>,
-    /// The server's database (one SQLite file). Env: WANGGE_DB. Default: wangge-server.db.
-    #[arg(long, env = "WANGGE_DB", global = true)]
-    db: Option<PathBuf>,
+    /// The server's database: the path of a SQLite file, or a PostgreSQL URL
+    /// (`postgres://user@host:5432/wangge`) that several server nodes may share.
+    /// Env: WANGGE_DB. Default: wangge-server.db.
+    #[arg(long = "database", visible_alias = "db", env = "WANGGE_DB", global = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,7 +28,8 @@ struct Cli {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    db: Option<PathBuf>,
+    #[serde(alias = "db")]
+    database: Option<String>,
     listen: Option<SocketAddr>,
 }
 
@@ -149,15 +152,18 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         return wangge_server::demo::run(dir);
     }
     let config = Config::load(cli.config.as_ref())?;
-    let db = cli.db.or(config.db).unwrap_or_else(|| PathBuf::from("wangge-server.db"));
-    let service = Service::new(SqliteStorage::open(&db)?);
+    let database = cli.database.or(config.database).unwrap_or_else(|| "wangge-server.db".to_owned());
+    let service = Service::new(wangge_server::storage::open(&database)?);
     match cli.command {
         Command::Serve { listen } => {
             let listen = listen.or(config.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7878)));
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let (listener, addr) = wangge_server::bind(listen).await?;
-                println!("wangge-server: serving sync protocol v1 on http://{addr} (database {})", db.display());
+                println!(
+                    "wangge-server: serving sync protocol v1 on http://{addr} (database {})",
+                    without_password(&database)
+                );
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
@@ -178,7 +184,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::AddWorker { person, role, department, grids, name, phone } => {
             // Checked before anything changes.
-            Service::<SqliteStorage>::check_worker_contact(
+            Service::<Box<dyn Storage>>::check_worker_contact(
                 name.as_deref().and_then(non_empty),
                 phone.as_deref().and_then(non_empty),
             )?;
@@ -245,14 +251,31 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The database as it may be printed: a PostgreSQL URL's password masked.
+fn without_password(database: &str) -> String {
+    let Some((scheme, rest)) = database.split_once("://") else { return database.to_owned() };
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(authority, path)| (authority, Some(path)));
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:…@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    match path {
+        Some(path) => format!("{scheme}://{authority}/{path}"),
+        None => format!("{scheme}://{authority}"),
+    }
+}
+
 /// A flag's value, where an empty one means "none".
 fn non_empty(value: &str) -> Option<&str> {
     Some(value).filter(|value| !value.trim().is_empty())
 }
 
 /// Imports a boundary file, printing each grid and each partition issue with its area.
-fn import_grids(
-    service: &Service<SqliteStorage>,
+fn import_grids<S: Storage>(
+    service: &Service<S>,
     geojson: &str,
     accept_issues: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -280,7 +303,7 @@ fn import_grids(
 
 /// The boundaries the server publishes, as GeoJSON; grids whose boundary this version
 /// cannot read are named on stderr.
-fn export_grids(service: &Service<SqliteStorage>) -> Result<String, Box<dyn std::error::Error>> {
+fn export_grids<S: Storage>(service: &Service<S>) -> Result<String, Box<dyn std::error::Error>> {
     use wangge_core::place::boundaries;
     let id = wangge_core::reference::doc_id().to_string();
     let snapshot =
@@ -298,6 +321,19 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use wangge_server::SqliteStorage;
+
+    #[test]
+    fn a_postgres_url_is_printed_without_its_password() {
+        #[track_caller]
+        fn check(database: &str, printed: &str) {
+            assert_eq!(without_password(database), printed);
+        }
+        check("postgres://wangge:s3cr:et@db.example:5432/wangge", "postgres://wangge:…@db.example:5432/wangge");
+        check("postgresql://wangge@127.0.0.1/wangge", "postgresql://wangge@127.0.0.1/wangge");
+        check("postgres://u:p@host", "postgres://u:…@host");
+        check("/var/lib/wangge/server.db", "/var/lib/wangge/server.db");
+    }
 
     #[test]
     fn the_config_file_is_read_and_unknown_keys_are_refused() {
@@ -305,7 +341,7 @@ mod tests {
         let good = dir.path().join("good.toml");
         std::fs::write(&good, "db = \"x.db\"\nlisten = \"127.0.0.1:9000\"\n").unwrap();
         let config = Config::load(Some(&good)).unwrap();
-        assert_eq!(config.db, Some(PathBuf::from("x.db")));
+        assert_eq!(config.database.as_deref(), Some("x.db"));
         assert_eq!(config.listen, Some(SocketAddr::from(([127, 0, 0, 1], 9000))));
         let bad = dir.path().join("bad.toml");
         std::fs::write(&bad, "dbx = 1\n").unwrap();

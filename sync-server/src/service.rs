@@ -118,16 +118,15 @@ fn now_ms() -> i64 {
 /// The sync service over a storage.
 #[derive(Debug)]
 pub struct Service<S> {
+    /// Pushes load, check and store a document's new snapshot, here or on another node
+    /// sharing the database: each update names the version it was made from and the storage
+    /// refuses it if another write came first ([`Service::commit_fresh`] makes it again).
     storage: Arc<S>,
-    /// Pushes load, check and store a document's new snapshot: two at once would each
-    /// start from the same snapshot and the later would drop the other's changes. One at a
-    /// time (a single-node server; several nodes will need versioned snapshots).
-    push_lock: Arc<std::sync::Mutex<()>>,
 }
 
 impl<S> Clone for Service<S> {
     fn clone(&self) -> Self {
-        Self { storage: Arc::clone(&self.storage), push_lock: Arc::clone(&self.push_lock) }
+        Self { storage: Arc::clone(&self.storage) }
     }
 }
 
@@ -168,6 +167,10 @@ fn page_budget(requested: u32) -> usize {
     use wangge_core::sync::wire::{DEFAULT_PULL_BUDGET, MAX_PULL_BUDGET};
     (if requested == 0 { DEFAULT_PULL_BUDGET } else { requested.min(MAX_PULL_BUDGET) }) as usize
 }
+
+/// How many times a push (or a server write) is checked and merged again from newer
+/// documents when other writes keep getting there first, before it is refused.
+const WRITE_ATTEMPTS: usize = 16;
 
 /// How long an unfinished blob upload waits for its next chunk before it is dropped.
 pub const UPLOAD_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -240,7 +243,7 @@ impl<S: Storage> Service<S> {
     /// The service over a storage; the reference document is created on first use, with
     /// the built-in catalog and calendar.
     pub fn new(storage: S) -> Self {
-        let service = Self { storage: Arc::new(storage), push_lock: Arc::new(std::sync::Mutex::new(())) };
+        let service = Self { storage: Arc::new(storage) };
         // A storage that cannot be written fails again on the first request, with its error.
         let _ = service.ensure_reference();
         service
@@ -252,13 +255,19 @@ impl<S: Storage> Service<S> {
             return Ok(());
         }
         let mut doc = reference::genesis();
-        self.storage.commit(&[DocUpdate {
+        let created = self.storage.commit(&[DocUpdate {
             doc: id,
+            base: None,
             snapshot: wire_snapshot(&mut doc),
             scopes: vec![REFERENCE_SCOPE.to_owned()],
             changes: Vec::new(),
             blob_refs: Vec::new(),
-        }])?;
+        }]);
+        match created {
+            // Another node sharing the database created it first, and publishes the rest.
+            Err(StorageError::DocumentChanged { .. }) => return Ok(()),
+            created => created?,
+        }
         self.update_reference(|doc| {
             reference::set_catalog(doc, &Catalog::default_catalog())?;
             reference::set_calendar(doc, wangge_core::calendar::CHINA_JSON)
@@ -266,29 +275,58 @@ impl<S: Storage> Service<S> {
     }
 
     /// Changes the reference document as the server: one change in the log, which every
-    /// device receives with its next sync.
-    pub fn update_reference(&self, edit: impl FnOnce(&mut AutoCommit) -> wangge_core::Result<()>) -> Result<()> {
-        let _one_at_a_time = self.push_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    /// device receives with its next sync. The edit runs again on the newer document when
+    /// another write (another node, an admin command) came first.
+    pub fn update_reference(&self, mut edit: impl FnMut(&mut AutoCommit) -> wangge_core::Result<()>) -> Result<()> {
         let id = reference::doc_id().to_string();
-        let snapshot =
-            self.storage.snapshot(&id)?.ok_or_else(|| ServiceError::Malformed("no reference document".into()))?;
-        let mut doc = AutoCommit::load(&snapshot)
-            .map_err(|_| ServiceError::Malformed("stored reference document".into()))?
-            .with_actor(automerge::ActorId::from(reference::SERVER_ACTOR));
-        edit(&mut doc).map_err(|error| ServiceError::Malformed(error.to_string()))?;
-        if doc.commit_with(automerge::transaction::CommitOptions::default().with_time(now_ms())).is_none() {
-            // The edit changed nothing: no change for every device to download.
-            return Ok(());
+        self.commit_fresh(|| {
+            let stored =
+                self.storage.document(&id)?.ok_or_else(|| ServiceError::Malformed("no reference document".into()))?;
+            let mut doc = AutoCommit::load(&stored.snapshot)
+                .map_err(|_| ServiceError::Malformed("stored reference document".into()))?
+                .with_actor(automerge::ActorId::from(reference::SERVER_ACTOR));
+            edit(&mut doc).map_err(|error| ServiceError::Malformed(error.to_string()))?;
+            if doc.commit_with(automerge::transaction::CommitOptions::default().with_time(now_ms())).is_none() {
+                // The edit changed nothing: no change for every device to download.
+                return Ok((Vec::new(), ()));
+            }
+            let Some(change) = doc.get_last_local_change() else { return Ok((Vec::new(), ())) };
+            let change = (change.hash().0.to_vec(), reference::SERVER_ACTOR.to_vec(), change.raw_bytes().to_vec());
+            let update = DocUpdate {
+                doc: id.clone(),
+                base: Some(stored.version),
+                snapshot: wire_snapshot(&mut doc),
+                scopes: vec![REFERENCE_SCOPE.to_owned()],
+                changes: vec![change],
+                blob_refs: Vec::new(),
+            };
+            Ok((vec![update], ()))
+        })
+    }
+
+    /// Commits the updates `make` builds from stored documents, and when another write got
+    /// to one of those documents first (on this node or another: `DocumentChanged`), builds
+    /// them again from the newer documents, at most [`WRITE_ATTEMPTS`] times; then refuses
+    /// (`Conflict`: the device syncs again). Returns what `make` returned with the updates
+    /// that were committed.
+    fn commit_fresh<T>(&self, mut make: impl FnMut() -> Result<(Vec<DocUpdate>, T)>) -> Result<T> {
+        let mut attempt = 1;
+        loop {
+            let (updates, made) = make()?;
+            if updates.is_empty() {
+                return Ok(made);
+            }
+            match self.storage.commit(&updates) {
+                Ok(()) => return Ok(made),
+                Err(StorageError::DocumentChanged { .. }) if attempt < WRITE_ATTEMPTS => attempt += 1,
+                Err(StorageError::DocumentChanged { doc }) => {
+                    return Err(ServiceError::Conflict(format!(
+                        "{doc} was written by other devices {WRITE_ATTEMPTS} times while this push was checked: sync again"
+                    )));
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
-        let Some(change) = doc.get_last_local_change() else { return Ok(()) };
-        self.storage.commit(&[DocUpdate {
-            doc: id,
-            snapshot: wire_snapshot(&mut doc),
-            scopes: vec![REFERENCE_SCOPE.to_owned()],
-            changes: vec![(change.hash().0.to_vec(), reference::SERVER_ACTOR.to_vec(), change.raw_bytes().to_vec())],
-            blob_refs: Vec::new(),
-        }])?;
-        Ok(())
     }
 
     /// Publishes a new matter catalog to every device.
@@ -314,6 +352,7 @@ impl<S: Storage> Service<S> {
                 let mut doc = genesis(doc_kind, code);
                 updates.push(DocUpdate {
                     doc: id.to_string(),
+                    base: None,
                     snapshot: wire_snapshot(&mut doc),
                     scopes: scopes_of(&id, &doc),
                     changes: Vec::new(),
@@ -331,8 +370,7 @@ impl<S: Storage> Service<S> {
             name: name.to_owned(),
             kind: kind.to_owned(),
         })?;
-        let updates = self.missing_grid_documents(code)?;
-        self.storage.commit(&updates)?;
+        self.commit_fresh(|| Ok((self.missing_grid_documents(code)?, ())))?;
         // Updating a grid keeps what else its metadata holds (boundary, staff, supervision phone).
         self.update_reference(|doc| {
             let mut meta = reference::grid(doc, code.as_str())?.unwrap_or_default();
@@ -399,16 +437,20 @@ impl<S: Storage> Service<S> {
             return Ok(ImportReport { grids, issues, written });
         }
 
-        let mut updates = Vec::new();
         for grid in &file {
             self.storage.create_grid(&GridRecord {
                 code: grid.code.as_str().to_owned(),
                 name: grid.name.clone(),
                 kind: grid.kind.code().to_owned(),
             })?;
-            updates.extend(self.missing_grid_documents(&grid.code)?);
         }
-        self.storage.commit(&updates)?;
+        self.commit_fresh(|| {
+            let mut updates = Vec::new();
+            for grid in &file {
+                updates.extend(self.missing_grid_documents(&grid.code)?);
+            }
+            Ok((updates, ()))
+        })?;
         let updated = |current: Option<&reference::GridMeta>, grid: &boundaries::GridBoundary| {
             let mut meta = current.cloned().unwrap_or_default();
             meta.name = grid.name.clone();
@@ -603,27 +645,29 @@ impl<S: Storage> Service<S> {
         readable: &[String],
         request: &SyncRequest,
     ) -> Result<Vec<String>> {
-        let _one_at_a_time = self.push_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut seen = BTreeSet::new();
         if let Some(twice) = request.pushes.iter().find(|push| !seen.insert(push.doc.as_str())) {
             return Err(ServiceError::Malformed(format!("{} is pushed twice in one request", twice.doc)));
         }
-        let mut updates = Vec::new();
-        let mut acks = Vec::new();
-        let held = self.storage.held_documents(&device.id)?;
-        for push in &request.pushes {
-            match self.check_push(device, worker, readable, &held, push) {
-                Ok(Some(update)) => {
-                    updates.push(update);
-                    acks.push(push.doc.clone());
+        // Checked and merged from the stored documents, and again from newer ones if another
+        // push (on any node) stored one of them in between.
+        self.commit_fresh(|| {
+            let mut updates = Vec::new();
+            let mut acks = Vec::new();
+            let held = self.storage.held_documents(&device.id)?;
+            for push in &request.pushes {
+                match self.check_push(device, worker, readable, &held, push) {
+                    Ok(Some(update)) => {
+                        updates.push(update);
+                        acks.push(push.doc.clone());
+                    }
+                    Ok(None) => {}
+                    Err(error @ ServiceError::Internal(_)) => return Err(error),
+                    Err(error) => return Err(ServiceError::Push { doc: push.doc.clone(), error: Box::new(error) }),
                 }
-                Ok(None) => {}
-                Err(error @ ServiceError::Internal(_)) => return Err(error),
-                Err(error) => return Err(ServiceError::Push { doc: push.doc.clone(), error: Box::new(error) }),
             }
-        }
-        self.storage.commit(&updates)?;
-        Ok(acks)
+            Ok((updates, acks))
+        })
     }
 
     /// The device behind a token, not revoked, and its worker.
@@ -773,11 +817,12 @@ impl<S: Storage> Service<S> {
             }
             changes.push(change);
         }
-        let stored = self.storage.snapshot(&push.doc)?;
+        let stored = self.storage.document(&push.doc)?;
         let existed = stored.is_some();
+        let base = stored.as_ref().map(|stored| stored.version);
         let mut doc = match stored {
-            Some(snapshot) => {
-                AutoCommit::load(&snapshot).map_err(|_| ServiceError::Malformed("stored document".into()))?
+            Some(stored) => {
+                AutoCommit::load(&stored.snapshot).map_err(|_| ServiceError::Malformed("stored document".into()))?
             }
             None => match doc_id.kind {
                 DocKind::Incident => {
@@ -843,6 +888,7 @@ impl<S: Storage> Service<S> {
         let blob_refs = blob_refs_of(&doc_id, &doc);
         Ok(Some(DocUpdate {
             doc: push.doc.clone(),
+            base,
             snapshot: wire_snapshot(&mut doc),
             scopes: scopes_after,
             changes: new,

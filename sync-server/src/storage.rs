@@ -1,17 +1,48 @@
-//! The server's storage, behind a trait: SQLite now (one embedded file), PostgreSQL later.
+//! The server's storage, behind a trait: SQLite (one embedded file) or PostgreSQL (one
+//! database that several server nodes share).
 //!
 //! It keeps workers, enrollment codes, devices (tokens hashed), every accepted change once
 //! in a log with a sequence number, a snapshot per document, the scopes each document
 //! belongs to, which documents each device holds, and blobs (attachments) in chunks with
 //! the documents that refer to them.
 //!
-//! [`SqliteStorage`] (`storage/sqlite.rs`) is the embedded default.
+//! [`SqliteStorage`] (`storage/sqlite.rs`) is the embedded default; [`PostgresStorage`]
+//! (`storage/postgres.rs`) serves several nodes. `tests/storage` holds one conformance suite
+//! that runs against both. [`open`] picks one from the `--database` value.
+//!
+//! Two guarantees hold on both, whatever number of processes share the database:
+//! - a document's snapshot is never overwritten by one made from an older version
+//!   ([`Storage::document`] reads the version, [`Storage::commit`] compares it);
+//! - the log becomes visible in sequence order: once a change with sequence number `n` can
+//!   be read, every change below `n` that will ever exist can be read too. So a reader that
+//!   takes [`Storage::max_seq`] and then reads the log up to it never skips a change. (SQLite
+//!   has one writer at a time; PostgreSQL serializes the log's appends with a lock.)
 
 use std::collections::HashMap;
 
+mod boxed;
+mod postgres;
 mod sqlite;
 
+pub use postgres::{
+    LOG_LOCK as POSTGRES_LOG_LOCK, PostgresError, PostgresStorage, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION,
+};
 pub use sqlite::{SCHEMA_VERSION, SqliteStorage};
+
+/// Opens the database named by `--database`: a `postgres://` or `postgresql://` URL is a
+/// PostgreSQL database, anything else the path of a SQLite file.
+pub fn open(database: &str) -> Result<Box<dyn Storage>> {
+    if is_postgres_url(database) {
+        Ok(Box::new(PostgresStorage::connect(database)?))
+    } else {
+        Ok(Box::new(SqliteStorage::open(std::path::Path::new(database))?))
+    }
+}
+
+/// Whether `--database` names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
@@ -19,10 +50,17 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 pub enum StorageError {
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("postgresql error: {0}")]
+    Postgres(PostgresError),
+    /// A [`DocUpdate`] was made from a version of the document that is no longer the
+    /// stored one (another request, perhaps on another node, wrote it first): nothing was
+    /// written; make the update again from the stored document.
+    #[error("{doc} changed since it was read")]
+    DocumentChanged { doc: String },
     #[error("{0}")]
     Conflict(String),
     #[error(
-        "the database was written by a newer wangge-server (schema {found}, this version reads up to {supported}): update the server; the file was left untouched"
+        "the database was written by a newer wangge-server (schema {found}, this version reads up to {supported}): update the server; the database was left untouched"
     )]
     NewerSchema { found: i64, supported: i64 },
 }
@@ -111,10 +149,24 @@ pub struct LogEntry {
     pub bytes: Vec<u8>,
 }
 
+/// A document as stored: its snapshot and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    pub snapshot: Vec<u8>,
+    /// The sequence number of the document's last change in the log, 0 while it has none.
+    /// Every commit that changes a stored snapshot logs a change of it (a push of nothing
+    /// new writes the same snapshot again), so one version is one snapshot.
+    pub version: i64,
+}
+
 /// What a push writes for one document: its new snapshot, its scopes, the new changes.
 #[derive(Debug, Clone)]
 pub struct DocUpdate {
     pub doc: String,
+    /// The version of the document this update was made from ([`StoredDocument::version`]);
+    /// `None`: the update creates the document. [`Storage::commit`] refuses the update
+    /// (`DocumentChanged`) when the stored document is no longer at this version.
+    pub base: Option<i64>,
     pub snapshot: Vec<u8>,
     pub scopes: Vec<String>,
     /// (hash, actor, bytes); a change already stored is skipped.
@@ -180,6 +232,8 @@ pub trait Storage: Send + Sync + 'static {
     fn snapshot(&self, doc: &str) -> Result<Option<Vec<u8>>>;
     /// Writes several documents' updates in one transaction.
     fn commit(&self, updates: &[DocUpdate]) -> Result<()>;
+    /// A document's snapshot and version, read together.
+    fn document(&self, doc: &str) -> Result<Option<StoredDocument>>;
     /// Documents in any of these scopes, with the last sequence number of each.
     fn visible_documents(&self, scopes: &[String]) -> Result<HashMap<String, i64>>;
     /// What a device holds or is being sent or told to remove: doc → (up to seq, state).
@@ -188,6 +242,8 @@ pub trait Storage: Send + Sync + 'static {
     fn forget_held(&self, device: &str, doc: &str) -> Result<()>;
     /// Changes after `cursor` in the documents a device holds (confirmed), in sequence order.
     fn log_after(&self, cursor: i64, device: &str, limit: usize) -> Result<Vec<LogEntry>>;
+    /// The highest sequence number visible now (0 for an empty log): every change up to
+    /// it that will ever be visible is visible already.
     fn max_seq(&self) -> Result<i64>;
     /// Up to `limit` changes of the log after `after_seq`, in sequence order.
     fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<LogEntry>>;

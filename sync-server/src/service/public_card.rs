@@ -28,7 +28,7 @@ impl<S: Storage> Service<S> {
             if meta.supervision_phone == phone {
                 return Ok(());
             }
-            meta.supervision_phone = phone;
+            meta.supervision_phone = phone.clone();
             reference::set_grid(doc, code.as_str(), &meta)
         })
     }

@@ -118,6 +118,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// A document's version: the sequence number of its last change, 0 for none.
+const DOCUMENT_VERSION: &str =
+    "SELECT coalesce((SELECT max(seq) FROM changes WHERE doc_id = ?1), 0) FROM documents WHERE doc_id = ?1";
+
 const WORKER_COLUMNS: &str = "person, role, department, grids, name, phone";
 
 fn worker_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Worker, WorkerContact)> {
@@ -332,10 +336,29 @@ impl Storage for SqliteStorage {
             .optional()?)
     }
 
+    fn document(&self, doc: &str) -> Result<Option<StoredDocument>> {
+        // One statement: one read transaction, so the version is the snapshot's.
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT snapshot, coalesce((SELECT max(seq) FROM changes WHERE doc_id = ?1), 0)
+                 FROM documents WHERE doc_id = ?1",
+                [doc],
+                |row| Ok(StoredDocument { snapshot: row.get(0)?, version: row.get(1)? }),
+            )
+            .optional()?)
+    }
+
     fn commit(&self, updates: &[DocUpdate]) -> Result<()> {
         let mut conn = self.conn();
+        // One writer at a time (IMMEDIATE): the versions compared are the ones written over,
+        // and sequence numbers become visible in order.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for update in updates {
+            let version: Option<i64> = tx.query_row(DOCUMENT_VERSION, [&update.doc], |row| row.get(0)).optional()?;
+            if version != update.base {
+                return Err(StorageError::DocumentChanged { doc: update.doc.clone() });
+            }
             tx.execute(
                 "INSERT INTO documents (doc_id, snapshot) VALUES (?1, ?2)
                  ON CONFLICT(doc_id) DO UPDATE SET snapshot = excluded.snapshot",
@@ -545,6 +568,8 @@ fn log_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
     Ok(LogEntry { seq: row.get(0)?, doc: row.get(1)?, hash: row.get(2)?, actor: row.get(3)?, bytes: row.get(4)? })
 }
 
+/// The SQLite-specific tests: upgrades of the file. What every backend does is tested once
+/// for both in `tests/storage` (the conformance suite).
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -634,26 +659,5 @@ mod tests {
         assert_eq!(n_tables, 0);
         let journal: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
         assert_eq!(journal, "delete", "not switched to WAL");
-    }
-
-    #[test]
-    fn updating_a_worker_keeps_its_contact_and_grid_staff_match_whole_codes() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = SqliteStorage::open(&dir.path().join("server.db")).unwrap();
-        storage.create_worker(&worker("w1", "full_time_worker", &["440703001001001"])).unwrap();
-        storage.create_worker(&worker("w2", "grid_leader", &["440703001001011", "440703001001002"])).unwrap();
-        let contact = WorkerContact { name: Some("陈专职".into()), phone: None };
-        storage.set_worker_contact("w1", &contact).unwrap();
-        storage.create_worker(&worker("w1", "part_time_worker", &["440703001001002"])).unwrap();
-        assert_eq!(storage.worker_contact("w1").unwrap().unwrap(), contact);
-        assert!(!storage.set_worker_contact("nobody", &contact).unwrap());
-
-        let staff = |grid: &str| -> Vec<String> {
-            storage.grid_staff(grid).unwrap().into_iter().map(|(worker, _)| worker.person).collect()
-        };
-        assert_eq!(staff("440703001001002"), ["w1", "w2"]);
-        assert_eq!(staff("440703001001001"), Vec::<String>::new());
-        assert_eq!(staff("440703001001011"), ["w2"]);
-        assert_eq!(staff("44070300100101"), Vec::<String>::new(), "not a prefix of a code");
     }
 }
