@@ -1,12 +1,15 @@
 //! The HTTP face of the sync service (axum): `POST /v1/enroll`, `POST /v1/sync`,
 //! `POST /v1/blobs/{upload,status,download}`, `GET /healthz`. Bodies are the protocol's
-//! CBOR + gzip; errors are an `ErrorBody` with the HTTP status of the refusal, an oversized
-//! body included (413 `too_large`). Blocking storage work runs off the async workers.
+//! CBOR + zstd; errors are an `ErrorBody` with the HTTP status of the refusal, an oversized
+//! body included (413 `too_large`), and 429 `rate_limited` with `Retry-After`. Blocking
+//! storage work runs off the async workers. Every request is logged (`logging.rs`) and
+//! counted (`metrics.rs`, `GET /metrics`); `GET /readyz` answers once the storage does.
 //!
 //! And one page for everyone, without a token: `GET /public/grids/{code}`, a grid's
 //! public card as HTML (`public_page.rs`).
 
-use axum::Router;
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::PathRejection;
@@ -14,17 +17,20 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wangge_core::sync::wire::{
     self, CONTENT_TYPE, ErrorBody, MAX_BODY_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, WireError,
 };
 
+use crate::metrics::{Metrics, Observed};
 use crate::public_page;
 use crate::service::{Service, ServiceError};
 use crate::storage::Storage;
 
 pub fn router<S: Storage>(service: Service<S>) -> Router {
+    let metrics = Arc::new(Metrics::default());
     Router::new()
         .route("/v1/enroll", post(enroll::<S>))
         .route("/v1/sync", post(|state, headers, body| authorized(state, headers, body, Service::<S>::sync)))
@@ -41,11 +47,78 @@ pub fn router<S: Storage>(service: Service<S>) -> Router {
             post(|state, headers, body| authorized(state, headers, body, Service::<S>::download_blob)),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready::<S>))
+        .route("/metrics", get(scrape::<S>))
         .route("/public/grids/{code}", get(public_grid::<S>))
         // Bodies are read up to the limit and no further; a longer one is refused below
         // (`body`) with a CBOR 413 rather than axum's plain text.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe))
+        .layer(Extension(metrics))
         .with_state(service)
+}
+
+/// A refused request's protocol code, for the request's log line and metrics.
+#[derive(Debug, Clone, Copy)]
+struct RefusalCode(&'static str);
+
+/// One log event and the metrics per request, after it was answered (`us`: microseconds).
+async fn observe(
+    State(metrics): State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "(no route)".to_owned(), |route| route.as_str().to_owned());
+    let bytes_in =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse().ok()).unwrap_or(0);
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let refusal = response.extensions().get::<RefusalCode>().map(|code| code.0);
+    metrics.observe(&Observed {
+        route: &route,
+        status,
+        seconds: elapsed.as_secs_f64(),
+        bytes_in,
+        bytes_out: axum::body::HttpBody::size_hint(response.body()).exact().unwrap_or(0),
+        refusal,
+    });
+    let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    let refusal = refusal.unwrap_or("");
+    if response.status().is_server_error() {
+        tracing::error!(%method, route, status, us, refusal, "request failed");
+    } else {
+        tracing::info!(%method, route, status, us, refusal, "request");
+    }
+    response
+}
+
+/// Ready when the storage answers (`/healthz` only says the process runs).
+async fn ready<S: Storage>(State(service): State<Service<S>>) -> Response {
+    match run(service, |service| Ok(service.storage().max_seq()?)).await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response()
+        }
+    }
+}
+
+/// Prometheus' scrape.
+async fn scrape<S: Storage>(
+    State(service): State<Service<S>>,
+    Extension(metrics): Extension<Arc<Metrics>>,
+) -> Response {
+    let now = chrono::Utc::now().timestamp_millis();
+    match run(service, move |service| Ok(metrics.render(service.storage(), now)?)).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response(),
+    }
 }
 
 fn cbor<T: Serialize>(status: StatusCode, message: &T) -> Response {
@@ -55,7 +128,16 @@ fn cbor<T: Serialize>(status: StatusCode, message: &T) -> Response {
 fn refusal(error: ServiceError) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let doc = error.doc().map(str::to_owned);
-    cbor(status, &ErrorBody { code: error.code().to_owned(), message: error.to_string(), doc })
+    if let ServiceError::Internal(cause) = &error {
+        // The cause stays here: the device is told only that it failed.
+        tracing::error!(cause = %cause, "storage error");
+    }
+    let mut response = cbor(status, &ErrorBody { code: error.code().to_owned(), message: error.to_string(), doc });
+    response.extensions_mut().insert(RefusalCode(error.code()));
+    if let ServiceError::RateLimited { retry_after_s } = error {
+        response.headers_mut().insert(header::RETRY_AFTER, retry_after_s.into());
+    }
+    response
 }
 
 fn malformed(error: WireError) -> ServiceError {

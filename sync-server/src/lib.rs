@@ -3,6 +3,8 @@
 
 pub mod demo;
 pub mod http;
+pub mod logging;
+pub mod metrics;
 pub mod public_page;
 pub mod service;
 pub mod storage;
@@ -24,17 +26,19 @@ pub async fn serve<S: Storage>(
     served
 }
 
-/// Hourly, from the start: drops blob uploads abandoned for longer than their lifetime.
+/// Hourly, from the start: drops blob uploads abandoned for longer than their lifetime,
+/// and quiet devices' request counters.
 async fn housekeeping<S: Storage>(service: Service<S>) {
     let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         hourly.tick().await;
+        service.forget_idle_devices();
         let service = service.clone();
         match tokio::task::spawn_blocking(move || service.discard_stale_uploads()).await {
             Ok(Ok(0)) => {}
-            Ok(Ok(n)) => println!("wangge-server: dropped {n} abandoned blob upload(s)"),
-            Ok(Err(error)) => eprintln!("wangge-server: dropping abandoned blob uploads failed: {error}"),
-            Err(error) => eprintln!("wangge-server: housekeeping failed: {error}"),
+            Ok(Ok(n)) => tracing::info!(n, "dropped abandoned blob uploads"),
+            Ok(Err(error)) => tracing::error!(%error, "dropping abandoned blob uploads failed"),
+            Err(error) => tracing::error!(%error, "housekeeping failed"),
         }
     }
 }

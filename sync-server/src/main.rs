@@ -11,7 +11,8 @@ use wangge_server::{Service, Storage, Worker};
 #[derive(Debug, Parser)]
 #[command(name = "wangge-server", version, about = "The wangge sync server")]
 struct Cli {
-    /// A TOML config file (keys `db`, `listen`); flags and environment override it.
+    /// A TOML config file (keys `database`, `listen`, `log_format`); flags and environment
+    /// override it.
     /// Env: WANGGE_CONFIG. Default: `wangge-server.toml` when it exists.
     #[arg(long, env = "WANGGE_CONFIG", global = true)]
     config: Option<PathBuf>,
@@ -20,6 +21,10 @@ struct Cli {
     /// Env: WANGGE_DB. Default: wangge-server.db.
     #[arg(long = "database", visible_alias = "db", env = "WANGGE_DB", global = true)]
     database: Option<String>,
+    /// The log's lines: text or json. Env: WANGGE_LOG_FORMAT. The level is WANGGE_LOG
+    /// (error, warn, info, debug; default info).
+    #[arg(long, env = "WANGGE_LOG_FORMAT", global = true)]
+    log_format: Option<wangge_server::logging::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,6 +36,7 @@ struct Config {
     #[serde(alias = "db")]
     database: Option<String>,
     listen: Option<SocketAddr>,
+    log_format: Option<wangge_server::logging::LogFormat>,
 }
 
 impl Config {
@@ -126,13 +132,17 @@ enum Command {
     /// Verify every stored change: it decodes, matches its hash, has an enrolled author and
     /// is in its document. Exits with an error when anything was altered.
     VerifyLog,
-    /// Print the audit trail (one change a line: seq, time, device, person, document, hash)
-    /// of a grid or of a worker.
+    /// Print the audit trail (one change a line: seq, device time, server receive time,
+    /// device, person, document, hash) of a grid, of a worker, or of one record of a grid.
     Audit {
         #[arg(long, conflicts_with = "worker", required_unless_present = "worker")]
         grid: Option<String>,
         #[arg(long)]
         worker: Option<String>,
+        /// With --grid: only the changes of this record (an incident, a resident, a
+        /// household, a building, …), by its id.
+        #[arg(long, requires = "grid")]
+        record: Option<String>,
     },
 }
 
@@ -149,9 +159,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Command::Demo { dir } = &cli.command {
+        // The demo tells its own story; the request log only when asked for (WANGGE_LOG).
+        wangge_server::logging::init(cli.log_format.unwrap_or_default(), wangge_server::logging::LevelFilter::WARN);
         return wangge_server::demo::run(dir);
     }
     let config = Config::load(cli.config.as_ref())?;
+    let log_format = cli.log_format.or(config.log_format).unwrap_or_default();
+    wangge_server::logging::init(log_format, wangge_server::logging::LevelFilter::INFO);
     let database = cli.database.or(config.database).unwrap_or_else(|| "wangge-server.db".to_owned());
     let service = Service::new(wangge_server::storage::open(&database)?);
     match cli.command {
@@ -226,20 +240,22 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 return Err("the change log was altered".into());
             }
         }
-        Command::Audit { grid, worker } => {
-            let filter = match (grid, worker) {
-                (Some(grid), _) => wangge_server::service::AuditFilter::Grid(grid),
-                (None, Some(worker)) => wangge_server::service::AuditFilter::Worker(worker),
-                (None, None) => return Err("--grid or --worker".into()),
+        Command::Audit { grid, worker, record } => {
+            let filter = match (grid, worker, record) {
+                (Some(grid), _, Some(id)) => wangge_server::service::AuditFilter::Record { grid, id },
+                (Some(grid), _, None) => wangge_server::service::AuditFilter::Grid(grid),
+                (None, Some(worker), _) => wangge_server::service::AuditFilter::Worker(worker),
+                (None, None, _) => return Err("--grid or --worker".into()),
             };
             // Written, not printed: a reader that stops early (`| head`) ends the output.
             let mut out = std::io::stdout().lock();
             for line in service.audit_trail(&filter)? {
                 let (seq, time, device, person, doc, hash) =
                     (line.seq, line.time_ms, line.device, line.person, line.doc, line.hash);
+                let received = line.received_ms.map_or_else(|| "-".to_owned(), |ms| ms.to_string());
                 if std::io::Write::write_fmt(
                     &mut out,
-                    format_args!("{seq}\t{time}\t{device}\t{person}\t{doc}\t{hash}\n"),
+                    format_args!("{seq}\t{time}\t{received}\t{device}\t{person}\t{doc}\t{hash}\n"),
                 )
                 .is_err()
                 {

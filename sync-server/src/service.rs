@@ -24,9 +24,11 @@ use wangge_core::sync::wire::{
 
 use crate::storage::{BlobAppend, Device, DocUpdate, GridRecord, HeldState, Storage, StorageError, Worker};
 
+mod access;
 mod audit;
 mod public_card;
 
+pub use access::AccessPolicy;
 pub use audit::{AuditFilter, AuditLine, LogCheck};
 
 /// Why a request was refused; each maps to an HTTP status and a protocol error code.
@@ -40,6 +42,12 @@ pub enum ServiceError {
     Unauthorized,
     #[error("this device was revoked")]
     Revoked,
+    #[error(
+        "this device's token expired after {lifetime_days} days without a sync: enroll it again with a new code (its unsynced edits stay on the device)"
+    )]
+    TokenExpired { lifetime_days: u64 },
+    #[error("too many requests from this device: try again in {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
     #[error("{0}")]
     Forbidden(String),
     #[error("unknown, already used or expired enrollment code")]
@@ -73,11 +81,12 @@ impl ServiceError {
         match self {
             ServiceError::Push { error, .. } => error.status(),
             ServiceError::Malformed(_) | ServiceError::UnsupportedVersion => 400,
-            ServiceError::Unauthorized | ServiceError::Revoked => 401,
+            ServiceError::Unauthorized | ServiceError::Revoked | ServiceError::TokenExpired { .. } => 401,
             ServiceError::Forbidden(_) => 403,
             ServiceError::UnknownCode | ServiceError::NotFound(_) => 404,
             ServiceError::Conflict(_) => 409,
             ServiceError::TooLarge(_) => 413,
+            ServiceError::RateLimited { .. } => 429,
             ServiceError::Internal(_) | ServiceError::Failed => 500,
         }
     }
@@ -89,6 +98,8 @@ impl ServiceError {
             ServiceError::UnsupportedVersion => "unsupported_version",
             ServiceError::Unauthorized => "unauthorized",
             ServiceError::Revoked => "revoked",
+            ServiceError::TokenExpired { .. } => "token_expired",
+            ServiceError::RateLimited { .. } => "rate_limited",
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::UnknownCode => "unknown_code",
             ServiceError::NotFound(_) => "not_found",
@@ -122,11 +133,12 @@ pub struct Service<S> {
     /// sharing the database: each update names the version it was made from and the storage
     /// refuses it if another write came first ([`Service::commit_fresh`] makes it again).
     storage: Arc<S>,
+    access: Arc<access::Access>,
 }
 
 impl<S> Clone for Service<S> {
     fn clone(&self) -> Self {
-        Self { storage: Arc::clone(&self.storage) }
+        Self { storage: Arc::clone(&self.storage), access: Arc::clone(&self.access) }
     }
 }
 
@@ -243,7 +255,12 @@ impl<S: Storage> Service<S> {
     /// The service over a storage; the reference document is created on first use, with
     /// the built-in catalog and calendar.
     pub fn new(storage: S) -> Self {
-        let service = Self { storage: Arc::new(storage) };
+        Self::with_access(storage, AccessPolicy::default())
+    }
+
+    /// The service with its own token lifetime and request rates.
+    pub fn with_access(storage: S, policy: AccessPolicy) -> Self {
+        let service = Self { storage: Arc::new(storage), access: Arc::new(access::Access::new(policy)) };
         // A storage that cannot be written fails again on the first request, with its error.
         let _ = service.ensure_reference();
         service
@@ -255,14 +272,17 @@ impl<S: Storage> Service<S> {
             return Ok(());
         }
         let mut doc = reference::genesis();
-        let created = self.storage.commit(&[DocUpdate {
-            doc: id,
-            base: None,
-            snapshot: wire_snapshot(&mut doc),
-            scopes: vec![REFERENCE_SCOPE.to_owned()],
-            changes: Vec::new(),
-            blob_refs: Vec::new(),
-        }]);
+        let created = self.storage.commit(
+            &[DocUpdate {
+                doc: id,
+                base: None,
+                snapshot: wire_snapshot(&mut doc),
+                scopes: vec![REFERENCE_SCOPE.to_owned()],
+                changes: Vec::new(),
+                blob_refs: Vec::new(),
+            }],
+            now_ms(),
+        );
         match created {
             // Another node sharing the database created it first, and publishes the rest.
             Err(StorageError::DocumentChanged { .. }) => return Ok(()),
@@ -316,7 +336,7 @@ impl<S: Storage> Service<S> {
             if updates.is_empty() {
                 return Ok(made);
             }
-            match self.storage.commit(&updates) {
+            match self.storage.commit(&updates, now_ms()) {
                 Ok(()) => return Ok(made),
                 Err(StorageError::DocumentChanged { .. }) if attempt < WRITE_ATTEMPTS => attempt += 1,
                 Err(StorageError::DocumentChanged { doc }) => {
@@ -589,15 +609,17 @@ impl<S: Storage> Service<S> {
             person: String::new(),
             actor: request.actor,
             revoked: false,
+            token_expires_ms: Some(self.access.expiry_from(now_ms())),
+            last_seen_ms: None,
         };
-        let person = match self.storage.redeem_enrollment_code(
+        let (person, device_id) = match self.storage.redeem_enrollment_code(
             &hash_secret(&request.code),
             &device,
             &hash_secret(&token),
             now_ms(),
             now_ms() - ENROLLMENT_CODE_LIFETIME_MS,
         ) {
-            Ok(Some(person)) => person,
+            Ok(Some(enrolled)) => enrolled,
             Ok(None) => return Err(ServiceError::UnknownCode),
             Err(StorageError::Conflict(message)) => return Err(ServiceError::Conflict(message)),
             Err(error) => return Err(error.into()),
@@ -618,7 +640,7 @@ impl<S: Storage> Service<S> {
         }
         Ok(EnrollResponse {
             token,
-            device_id: device.id,
+            device_id,
             worker: WorkerInfo { person: worker.person, role: worker.role, department: worker.department, grids },
         })
     }
@@ -676,10 +698,19 @@ impl<S: Storage> Service<S> {
         if device.revoked {
             return Err(ServiceError::Revoked);
         }
+        if let access::Renewal::Renew { last_seen_ms, token_expires_ms } = self.access.admit(&device, now_ms())? {
+            self.storage.renew_device(&device.id, last_seen_ms, token_expires_ms)?;
+        }
         let worker = self.storage.worker(&device.person)?.ok_or(ServiceError::Unauthorized)?;
         // Center staff's areas stand for every grid within them, as of now.
         let worker = self.with_jurisdiction(worker)?;
         Ok((device, worker))
+    }
+
+    /// Forgets the request counters of devices that have been quiet (the server runs it
+    /// every hour).
+    pub fn forget_idle_devices(&self) {
+        self.access.forget_idle();
     }
 
     /// Drops blob uploads that received nothing for `UPLOAD_LIFETIME_MS` (a device that

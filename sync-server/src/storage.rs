@@ -108,6 +108,11 @@ pub struct Device {
     pub person: String,
     pub actor: Vec<u8>,
     pub revoked: bool,
+    /// When its token stops working (ms since 1970); use pushes it further out. `None`:
+    /// enrolled before tokens expired (its next use sets it).
+    pub token_expires_ms: Option<i64>,
+    /// Its last authenticated request (ms since 1970), to the minute.
+    pub last_seen_ms: Option<i64>,
 }
 
 /// Where a document stands with a device.
@@ -147,6 +152,9 @@ pub struct LogEntry {
     pub hash: Vec<u8>,
     pub actor: Vec<u8>,
     pub bytes: Vec<u8>,
+    /// When the server stored it (ms since 1970, the server's clock); `None` for changes
+    /// stored before the server kept it.
+    pub received_ms: Option<i64>,
 }
 
 /// A document as stored: its snapshot and its version.
@@ -217,8 +225,11 @@ pub trait Storage: Send + Sync + 'static {
     /// their contact, by person id.
     fn grid_staff(&self, grid: &str) -> Result<Vec<(Worker, WorkerContact)>>;
     fn create_enrollment_code(&self, person: &str, code_hash: &str, now_ms: i64) -> Result<()>;
-    /// Uses a code once: the device is created with its token's hash, or `None` if the code
-    /// is unknown, used, or was created before `issued_after_ms` (expired).
+    /// Uses a code once: the device is created with its token's hash and returned as
+    /// (person, device id), or `None` if the code is unknown, used, or was created before
+    /// `issued_after_ms` (expired). A device of the same worker that enrolls again (its
+    /// token expired) keeps its id and gets the new token; an actor enrolled for another
+    /// worker, or revoked, is a conflict.
     fn redeem_enrollment_code(
         &self,
         code_hash: &str,
@@ -226,14 +237,19 @@ pub trait Storage: Send + Sync + 'static {
         token_hash: &str,
         now_ms: i64,
         issued_after_ms: i64,
-    ) -> Result<Option<String>>;
+    ) -> Result<Option<(String, String)>>;
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>>;
     fn revoke_device(&self, device_id: &str) -> Result<bool>;
+    /// Records a device's request: when it was seen, and its token's new expiry.
+    fn renew_device(&self, device_id: &str, last_seen_ms: i64, token_expires_ms: i64) -> Result<()>;
     fn snapshot(&self, doc: &str) -> Result<Option<Vec<u8>>>;
-    /// Writes several documents' updates in one transaction.
-    fn commit(&self, updates: &[DocUpdate]) -> Result<()>;
     /// A document's snapshot and version, read together.
     fn document(&self, doc: &str) -> Result<Option<StoredDocument>>;
+    /// Writes several documents' updates in one transaction; their new changes are
+    /// logged as received at `received_ms`. All or nothing: an update whose `base` is not
+    /// the document's stored version refuses the whole commit with `DocumentChanged`.
+    /// Sequence numbers become visible in order (see the module's documentation).
+    fn commit(&self, updates: &[DocUpdate], received_ms: i64) -> Result<()>;
     /// Documents in any of these scopes, with the last sequence number of each.
     fn visible_documents(&self, scopes: &[String]) -> Result<HashMap<String, i64>>;
     /// What a device holds or is being sent or told to remove: doc → (up to seq, state).
@@ -247,6 +263,8 @@ pub trait Storage: Send + Sync + 'static {
     fn max_seq(&self) -> Result<i64>;
     /// Up to `limit` changes of the log after `after_seq`, in sequence order.
     fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<LogEntry>>;
+    /// Every change of one document, in sequence order.
+    fn changes_of(&self, doc: &str) -> Result<Vec<LogEntry>>;
     /// Every device, revoked ones included (the authors of the log).
     fn devices(&self) -> Result<Vec<Device>>;
     /// The complete blob of this name.

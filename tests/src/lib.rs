@@ -10,6 +10,7 @@ use wangge_core::model::GridCode;
 use wangge_core::sync::engine::SyncRound;
 use wangge_core::sync::http::SyncClient;
 use wangge_core::sync::wire;
+use wangge_server::service::AccessPolicy;
 use wangge_server::{Service, SqliteStorage, Worker};
 
 /// A running server; stops (gracefully) when dropped.
@@ -24,9 +25,20 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on a free loopback port and waits until it answers.
     pub async fn start() -> TestServer {
+        Self::start_with(AccessPolicy::default()).await
+    }
+
+    /// A server with its own token lifetime and request rates.
+    pub async fn start_with(policy: AccessPolicy) -> TestServer {
         wangge_core::sync::http::install_crypto_provider();
+        // Quiet unless asked for (the suite's log scan asks).
+        if std::env::var_os(wangge_server::logging::LEVEL_VAR).is_some() {
+            use wangge_server::logging::{LevelFilter, LogFormat, init};
+            init(LogFormat::Text, LevelFilter::INFO);
+        }
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let service = Service::new(SqliteStorage::open(&dir.path().join("server.db")).expect("the server database"));
+        let storage = SqliteStorage::open(&dir.path().join("server.db")).expect("the server database");
+        let service = Service::with_access(storage, policy);
         let (listener, addr) =
             wangge_server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a loopback port");
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,7 +1,8 @@
 //! The embedded default: one SQLite file.
 //!
 //! The schema carries its version in `PRAGMA user_version`; opening an older database
-//! upgrades it in one transaction (`UPGRADE_FROM_0`: workers' posted contact), and a
+//! upgrades it in one transaction (`UPGRADE_FROM_0`: workers' posted contact;
+//! `UPGRADE_FROM_1`: token expiry, devices' last request, changes' receive time), and a
 //! database from a newer server is refused untouched.
 
 use std::collections::HashMap;
@@ -19,8 +20,9 @@ pub struct SqliteStorage {
 }
 
 /// The schema version this server writes (`PRAGMA user_version`). 0: before versions
-/// were kept; 1: workers' posted contact (`name`, `phone`).
-pub const SCHEMA_VERSION: i64 = 1;
+/// were kept; 1: workers' posted contact (`name`, `phone`); 2: devices' token expiry and
+/// last request, changes' receive time.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The current schema; `open` creates what is missing after upgrading older tables.
 const SCHEMA: &str = "
@@ -38,7 +40,9 @@ CREATE TABLE IF NOT EXISTS enrollment_codes (
 CREATE INDEX IF NOT EXISTS enrollment_codes_person ON enrollment_codes(person);
 CREATE TABLE IF NOT EXISTS devices (
     id TEXT PRIMARY KEY, person TEXT NOT NULL REFERENCES workers(person), actor BLOB NOT NULL UNIQUE,
-    token_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0
+    token_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,
+    token_expires_ms INTEGER,  -- NULL: enrolled before tokens expired
+    last_seen_ms INTEGER
 ) STRICT;
 CREATE INDEX IF NOT EXISTS devices_person ON devices(person);
 CREATE TABLE IF NOT EXISTS documents (doc_id TEXT PRIMARY KEY, snapshot BLOB NOT NULL) STRICT;
@@ -48,7 +52,8 @@ CREATE TABLE IF NOT EXISTS doc_scopes (
 CREATE INDEX IF NOT EXISTS doc_scopes_doc ON doc_scopes(doc_id);
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL REFERENCES documents(doc_id),
-    hash BLOB NOT NULL UNIQUE, actor BLOB NOT NULL, bytes BLOB NOT NULL
+    hash BLOB NOT NULL UNIQUE, actor BLOB NOT NULL, bytes BLOB NOT NULL,
+    received_ms INTEGER  -- the server's clock; NULL: stored before it was kept
 ) STRICT;
 CREATE INDEX IF NOT EXISTS changes_doc ON changes(doc_id, seq);
 CREATE TABLE IF NOT EXISTS device_docs (
@@ -95,6 +100,13 @@ ALTER TABLE workers ADD COLUMN name TEXT;
 ALTER TABLE workers ADD COLUMN phone TEXT;
 ";
 
+/// Version 1 → 2: tokens expire; devices' last request; changes' receive time.
+const UPGRADE_FROM_1: &str = "
+ALTER TABLE devices ADD COLUMN token_expires_ms INTEGER;
+ALTER TABLE devices ADD COLUMN last_seen_ms INTEGER;
+ALTER TABLE changes ADD COLUMN received_ms INTEGER;
+";
+
 /// Brings a database to [`SCHEMA_VERSION`] in one transaction: each upgrade step from
 /// its version, then whatever tables are missing.
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -109,8 +121,13 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         |row| row.get(0),
     )?;
     // A database without tables is new: the schema below creates the current tables.
-    if version == 0 && has_workers {
-        tx.execute_batch(UPGRADE_FROM_0)?;
+    if has_workers {
+        if version < 1 {
+            tx.execute_batch(UPGRADE_FROM_0)?;
+        }
+        if version < 2 {
+            tx.execute_batch(UPGRADE_FROM_1)?;
+        }
     }
     tx.execute_batch(SCHEMA)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -272,7 +289,7 @@ impl Storage for SqliteStorage {
         token_hash: &str,
         now_ms: i64,
         issued_after_ms: i64,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<(String, String)>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let person: Option<String> = tx
@@ -284,49 +301,75 @@ impl Storage for SqliteStorage {
             )
             .optional()?;
         let Some(person) = person else { return Ok(None) };
-        let inserted = tx.execute(
-            "INSERT INTO devices (id, person, actor, token_hash, name, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![device.id, person, device.actor, token_hash, "device", now_ms],
-        );
-        if let Err(rusqlite::Error::SqliteFailure(error, _)) = &inserted
-            && error.code == rusqlite::ErrorCode::ConstraintViolation
-        {
-            return Err(StorageError::Conflict("this actor id is already enrolled".into()));
-        }
-        inserted?;
+        let enrolled: Option<(String, String, bool)> = tx
+            .query_row("SELECT id, person, revoked FROM devices WHERE actor = ?1", [&device.actor], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        let device_id = match enrolled {
+            None => {
+                tx.execute(
+                    "INSERT INTO devices (id, person, actor, token_hash, name, created_ms, token_expires_ms, last_seen_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
+                    params![device.id, person, device.actor, token_hash, "device", now_ms, device.token_expires_ms],
+                )?;
+                device.id.clone()
+            }
+            Some((id, enrolled_person, false)) if enrolled_person == person => {
+                tx.execute(
+                    "UPDATE devices SET token_hash = ?2, token_expires_ms = ?3, last_seen_ms = ?4 WHERE id = ?1",
+                    params![id, token_hash, device.token_expires_ms, now_ms],
+                )?;
+                id
+            }
+            Some(_) => return Err(StorageError::Conflict("this actor id is already enrolled".into())),
+        };
         tx.commit()?;
-        Ok(Some(person))
+        Ok(Some((person, device_id)))
     }
 
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
         Ok(self
             .conn()
-            .query_row("SELECT id, person, actor, revoked FROM devices WHERE token_hash = ?1", [token_hash], |row| {
-                Ok(Device { id: row.get(0)?, person: row.get(1)?, actor: row.get(2)?, revoked: row.get(3)? })
-            })
+            .query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE token_hash = ?1"), [token_hash], device_row)
             .optional()?)
     }
 
     fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<LogEntry>> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(
-            "SELECT seq, doc_id, hash, actor, bytes FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, doc_id, hash, actor, bytes, received_ms FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = statement.query_map(params![after_seq, limit as i64], log_entry)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn changes_of(&self, doc: &str) -> Result<Vec<LogEntry>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT seq, doc_id, hash, actor, bytes, received_ms FROM changes WHERE doc_id = ?1 ORDER BY seq",
+        )?;
+        let rows = statement.query_map([doc], log_entry)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn devices(&self) -> Result<Vec<Device>> {
         let conn = self.conn();
-        let mut statement = conn.prepare_cached("SELECT id, person, actor, revoked FROM devices ORDER BY id")?;
-        let rows = statement.query_map([], |row| {
-            Ok(Device { id: row.get(0)?, person: row.get(1)?, actor: row.get(2)?, revoked: row.get(3)? })
-        })?;
+        let mut statement = conn.prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY id"))?;
+        let rows = statement.query_map([], device_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn revoke_device(&self, device_id: &str) -> Result<bool> {
         Ok(self.conn().execute("UPDATE devices SET revoked = 1 WHERE id = ?1", [device_id])? > 0)
+    }
+
+    fn renew_device(&self, device_id: &str, last_seen_ms: i64, token_expires_ms: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE devices SET last_seen_ms = ?2, token_expires_ms = ?3 WHERE id = ?1",
+            params![device_id, last_seen_ms, token_expires_ms],
+        )?;
+        Ok(())
     }
 
     fn snapshot(&self, doc: &str) -> Result<Option<Vec<u8>>> {
@@ -349,7 +392,7 @@ impl Storage for SqliteStorage {
             .optional()?)
     }
 
-    fn commit(&self, updates: &[DocUpdate]) -> Result<()> {
+    fn commit(&self, updates: &[DocUpdate], received_ms: i64) -> Result<()> {
         let mut conn = self.conn();
         // One writer at a time (IMMEDIATE): the versions compared are the ones written over,
         // and sequence numbers become visible in order.
@@ -370,8 +413,8 @@ impl Storage for SqliteStorage {
             }
             for (hash, actor, bytes) in &update.changes {
                 tx.execute(
-                    "INSERT OR IGNORE INTO changes (doc_id, hash, actor, bytes) VALUES (?1, ?2, ?3, ?4)",
-                    params![update.doc, hash, actor, bytes],
+                    "INSERT OR IGNORE INTO changes (doc_id, hash, actor, bytes, received_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![update.doc, hash, actor, bytes, received_ms],
                 )?;
             }
             tx.execute("DELETE FROM blob_refs WHERE doc_id = ?1", [&update.doc])?;
@@ -432,7 +475,7 @@ impl Storage for SqliteStorage {
         let conn = self.conn();
         // A join, not a list of ids: a center holds tens of thousands of documents.
         let mut statement = conn.prepare_cached(
-            "SELECT c.seq, c.doc_id, c.hash, c.actor, c.bytes FROM changes c
+            "SELECT c.seq, c.doc_id, c.hash, c.actor, c.bytes, c.received_ms FROM changes c
              JOIN device_docs d ON d.doc_id = c.doc_id AND d.device_id = ?2 AND d.state = 'held'
              WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?3",
         )?;
@@ -563,9 +606,29 @@ impl Storage for SqliteStorage {
     }
 }
 
-/// A row of `changes` (seq, doc_id, hash, actor, bytes) as a [`LogEntry`].
+/// A row of `changes` (seq, doc_id, hash, actor, bytes, received_ms) as a [`LogEntry`].
 fn log_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
-    Ok(LogEntry { seq: row.get(0)?, doc: row.get(1)?, hash: row.get(2)?, actor: row.get(3)?, bytes: row.get(4)? })
+    Ok(LogEntry {
+        seq: row.get(0)?,
+        doc: row.get(1)?,
+        hash: row.get(2)?,
+        actor: row.get(3)?,
+        bytes: row.get(4)?,
+        received_ms: row.get(5)?,
+    })
+}
+
+const DEVICE_COLUMNS: &str = "id, person, actor, revoked, token_expires_ms, last_seen_ms";
+
+fn device_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device {
+        id: row.get(0)?,
+        person: row.get(1)?,
+        actor: row.get(2)?,
+        revoked: row.get(3)?,
+        token_expires_ms: row.get(4)?,
+        last_seen_ms: row.get(5)?,
+    })
 }
 
 /// The SQLite-specific tests: upgrades of the file. What every backend does is tested once

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod access;
 mod activity;
 mod audit;
 mod authz;
@@ -10,6 +11,7 @@ mod blobs;
 mod card;
 mod grids;
 mod incidents;
+mod ops;
 mod places;
 mod reference;
 
