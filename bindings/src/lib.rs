@@ -115,6 +115,22 @@ pub fn validate_phone(s: String) -> Result<String> {
     Ok(wangge_core::model::Phone::parse(&s)?.as_str().to_owned())
 }
 
+/// What an enrollment QR code carries: the server's address (when the link names one)
+/// and the one-time code, for `FieldStore.enroll`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct EnrollmentLink {
+    pub server: Option<String>,
+    pub code: String,
+}
+
+/// Reads a scanned enrollment QR code (`wangge:enroll?server=…&code=…`) or a code typed by
+/// hand; anything else is `InvalidInput` with the reason.
+#[uniffi::export]
+pub fn parse_enrollment_link(text: String) -> Result<EnrollmentLink> {
+    let link = wangge_core::sync::link::parse_enrollment_link(&text)?;
+    Ok(EnrollmentLink { server: link.server, code: link.code })
+}
+
 /// WGS-84 (GPS; what the store keeps) → GCJ-02, what Amap (高德) and Tencent maps draw.
 /// Outside mainland China (Hong Kong, Macau, Taiwan, abroad) the position comes back
 /// unchanged. Raises `InvalidInput` for a latitude outside ±90, a longitude outside ±180,

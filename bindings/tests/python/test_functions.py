@@ -1,4 +1,4 @@
-"""The free functions: working days, ID numbers, credit codes, phones."""
+"""The free functions: working days, ID numbers, credit codes, phones, enrollment links."""
 
 import unittest
 
@@ -59,3 +59,23 @@ class CodesTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class EnrollmentLinkTest(unittest.TestCase):
+    def test_a_scanned_link_gives_the_server_and_the_code(self):
+        link = wangge.parse_enrollment_link(
+            "wangge:enroll?server=https%3A%2F%2Fsync.example.gov.cn&code=3f9a0c21d4e5b6a78899"
+        )
+        self.assertEqual(link.server, "https://sync.example.gov.cn")
+        self.assertEqual(link.code, "3f9a0c21d4e5b6a78899")
+
+    def test_a_typed_code_has_no_server(self):
+        link = wangge.parse_enrollment_link(" 3f9a0c21d4e5b6a78899 ")
+        self.assertIsNone(link.server)
+        self.assertEqual(link.code, "3f9a0c21d4e5b6a78899")
+
+    def test_anything_else_raises_invalid_input_with_the_reason(self):
+        with self.assertRaises(wangge.ApiError.InvalidInput) as raised:
+            wangge.parse_enrollment_link("https://example.com/?code=abc")
+        self.assertEqual(raised.exception.field, "enrollment_link")
+        self.assertIn("not a wangge enrollment link", raised.exception.reason)
