@@ -30,5 +30,5 @@ pub use error::{Error, Result};
 pub use store::{
     DepartmentDeadline, Due, FailedCapture, HouseholdSummary, ImportSummary, IncidentFilter, IncidentStats,
     IncidentSummary, NewIncident, OpenOptions, RemovedChanges, ResidentContact, ResidentHit, SCHEMA_VERSION, Store,
-    SyncStatus, TimelineEntry, describe, wipe_files,
+    SyncStatus, TimelineEntry, check_action, clock_deadline, describe, wipe_files,
 };

@@ -2,6 +2,7 @@
 //! actions of an incident's timeline, and the state every replica derives from them.
 
 pub mod action;
+pub mod analysis;
 pub mod catalog;
 pub mod doc;
 pub mod roles;

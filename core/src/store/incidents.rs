@@ -263,6 +263,109 @@ fn ids<T: std::fmt::Display>(ids: &[T]) -> String {
     ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// Checks what an action carries against the catalog before it is appended, wherever it is
+/// taken (a device, the center's API): its departments are the catalog's (a code it does not
+/// know is a mistake to refuse now, not an action to keep), a refusal cites an item that is
+/// not admitted into grids, evidence is named by photo hashes. Whether the role and the
+/// phase allow it is the fold's business ([`derive`]).
+pub fn check_action(catalog: &Catalog, actor: &Actor, kind: &ActionKind) -> Result<()> {
+    let mut departments: Vec<&DepartmentCode> = actor.department.iter().collect();
+    if let ActionKind::Dispatch { lead, co_handlers } | ActionKind::Redispatch { lead, co_handlers } = kind {
+        departments.push(lead);
+        departments.extend(co_handlers);
+    }
+    if let Some(unknown) = departments.iter().find(|code| catalog.department(code.as_str()).is_none()) {
+        return Err(Error::UnknownDepartment { code: unknown.to_string() });
+    }
+    if let ActionKind::Refuse { catalog_reference, .. } = kind {
+        // A refusal cites the catalog: the item that shows the matter is not the grid's.
+        match catalog.item(catalog_reference) {
+            Some(item) if !item.admitted => {}
+            _ => {
+                return Err(InvalidField::new(
+                    "catalog_reference",
+                    Invalid::Rule("a refusal cites a catalog item that is not admitted into grids"),
+                )
+                .into());
+            }
+        }
+    }
+    if let ActionKind::ResolveOnSpot { evidence, .. } | ActionKind::Complete { evidence, .. } = kind {
+        for hash in evidence {
+            checked_photo(hash)?;
+        }
+    }
+    Ok(())
+}
+
+/// Where a department's clock on an item stands at `now`: the catalog item's rule counted
+/// on the calendar from the clock's start (`started_ms`) to its stop or `now`; `None`
+/// without a clock (before a dispatch) or for an item the catalog does not have. The
+/// incident's deadline is its lead department's clock's.
+pub fn clock_deadline(
+    catalog: &Catalog,
+    calendar: &Calendar,
+    catalog_item: &str,
+    started_ms: Option<i64>,
+    stopped_ms: Option<i64>,
+    now: DateTime<FixedOffset>,
+) -> Option<DeadlineStatus> {
+    let started = started_ms.and_then(china_time)?;
+    let item = catalog.item(catalog_item)?;
+    let clock = Clock { started, stopped: stopped_ms.and_then(china_time) };
+    Some(deadline_status(calendar, rule_of(&item.deadline), &clock, now))
+}
+
+impl Due {
+    /// Whether an incident in `phase`, with this lead deadline, is on the list.
+    pub fn selects(self, phase: Phase, deadline: Option<&DeadlineStatus>) -> bool {
+        match self {
+            Due::Soon => deadline.is_some_and(|deadline| deadline.due_soon),
+            // A worker's overdue list: still with the department and late. Late
+            // completions count in the on-time rate, not here.
+            Due::Overdue => phase == Phase::Dispatched && deadline.is_some_and(|deadline| deadline.overdue),
+        }
+    }
+}
+
+impl IncidentStats {
+    /// Counts by class, phase and month, and the on-time and on-the-spot rates, of these
+    /// incidents (with their deadlines as of the time they were read).
+    pub fn of<'a>(incidents: impl IntoIterator<Item = &'a IncidentSummary>) -> IncidentStats {
+        let mut stats = IncidentStats::default();
+        for incident in incidents {
+            stats.total += 1;
+            let class = incident.class.map(|class| class.code().to_owned()).unwrap_or_else(|| "unknown".into());
+            *stats.by_class.entry(class).or_default() += 1;
+            *stats.by_phase.entry(incident.phase.code().to_owned()).or_default() += 1;
+            if let Some(reported) = incident.reported_at {
+                *stats.by_month.entry(reported.format("%Y-%m").to_string()).or_default() += 1;
+            }
+            if incident.resolved_on_spot {
+                stats.n_resolved_on_spot += 1;
+            }
+            if let Some(deadline) = incident.deadline {
+                let completed = matches!(incident.phase, Phase::Completed | Phase::Verified | Phase::Archived);
+                if completed {
+                    stats.n_completed += 1;
+                    if !deadline.overdue {
+                        stats.n_completed_on_time += 1;
+                    }
+                } else if incident.phase == Phase::Dispatched && deadline.overdue {
+                    stats.n_overdue_open += 1;
+                }
+            }
+        }
+        let rate = |part: u32, whole: u32| (whole > 0).then(|| f64::from(part) / f64::from(whole));
+        let n_taken_up = stats.total
+            - stats.by_phase.get(Phase::Refused.code()).copied().unwrap_or(0)
+            - stats.by_phase.get(Phase::Withdrawn.code()).copied().unwrap_or(0);
+        stats.on_the_spot_rate = rate(stats.n_resolved_on_spot, n_taken_up);
+        stats.on_time_rate = rate(stats.n_completed_on_time, stats.n_completed);
+        stats
+    }
+}
+
 impl Store {
     /// The matter catalog this store checks reports and dispatches against.
     pub fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
@@ -360,34 +463,7 @@ impl Store {
 
     /// [`Store::act`] with the device time given (records from paper, tests).
     pub fn act_at(&self, incident: IncidentId, actor: Actor, kind: ActionKind, device_time_ms: i64) -> Result<Mark> {
-        // Departments are the catalog's; a code it does not know is a mistake to refuse now,
-        // not an action to keep.
-        let mut departments: Vec<&DepartmentCode> = actor.department.iter().collect();
-        if let ActionKind::Dispatch { lead, co_handlers } | ActionKind::Redispatch { lead, co_handlers } = &kind {
-            departments.push(lead);
-            departments.extend(co_handlers);
-        }
-        if let Some(unknown) = departments.iter().find(|code| self.catalog().department(code.as_str()).is_none()) {
-            return Err(Error::UnknownDepartment { code: unknown.to_string() });
-        }
-        if let ActionKind::Refuse { catalog_reference, .. } = &kind {
-            // A refusal cites the catalog: the item that shows the matter is not the grid's.
-            match self.catalog().item(catalog_reference) {
-                Some(item) if !item.admitted => {}
-                _ => {
-                    return Err(InvalidField::new(
-                        "catalog_reference",
-                        Invalid::Rule("a refusal cites a catalog item that is not admitted into grids"),
-                    )
-                    .into());
-                }
-            }
-        }
-        if let ActionKind::ResolveOnSpot { evidence, .. } | ActionKind::Complete { evidence, .. } = &kind {
-            for hash in evidence {
-                checked_photo(hash)?;
-            }
-        }
+        check_action(&self.catalog(), &actor, &kind)?;
         let action = Action { id: uuid::Uuid::now_v7().to_string(), actor, device_time_ms, kind };
         self.write_incident(incident, None, |_, doc| {
             incident_doc::append_action(doc, &action)?;
@@ -605,16 +681,7 @@ impl Store {
         let mut found = Vec::new();
         for summary in rows {
             let summary = summary?;
-            let keep = match filter.due {
-                None => true,
-                Some(Due::Soon) => summary.deadline.is_some_and(|deadline| deadline.due_soon),
-                // A worker's overdue list: still with the department and late. Late
-                // completions count in the on-time rate, not here.
-                Some(Due::Overdue) => {
-                    summary.phase == Phase::Dispatched && summary.deadline.is_some_and(|deadline| deadline.overdue)
-                }
-            };
-            if keep {
+            if filter.due.is_none_or(|due| due.selects(summary.phase, summary.deadline.as_ref())) {
                 found.push(summary);
             }
         }
@@ -623,37 +690,7 @@ impl Store {
 
     /// Counts by class, phase and month, and the on-time and on-the-spot rates.
     pub fn incident_stats(&self, filter: &IncidentFilter, now: DateTime<FixedOffset>) -> Result<IncidentStats> {
-        let mut stats = IncidentStats::default();
-        for incident in self.incidents(filter, now)? {
-            stats.total += 1;
-            let class = incident.class.map(|class| class.code().to_owned()).unwrap_or_else(|| "unknown".into());
-            *stats.by_class.entry(class).or_default() += 1;
-            *stats.by_phase.entry(incident.phase.code().to_owned()).or_default() += 1;
-            if let Some(reported) = incident.reported_at {
-                *stats.by_month.entry(reported.format("%Y-%m").to_string()).or_default() += 1;
-            }
-            if incident.resolved_on_spot {
-                stats.n_resolved_on_spot += 1;
-            }
-            if let Some(deadline) = incident.deadline {
-                let completed = matches!(incident.phase, Phase::Completed | Phase::Verified | Phase::Archived);
-                if completed {
-                    stats.n_completed += 1;
-                    if !deadline.overdue {
-                        stats.n_completed_on_time += 1;
-                    }
-                } else if incident.phase == Phase::Dispatched && deadline.overdue {
-                    stats.n_overdue_open += 1;
-                }
-            }
-        }
-        let rate = |part: u32, whole: u32| (whole > 0).then(|| f64::from(part) / f64::from(whole));
-        let n_taken_up = stats.total
-            - stats.by_phase.get(Phase::Refused.code()).copied().unwrap_or(0)
-            - stats.by_phase.get(Phase::Withdrawn.code()).copied().unwrap_or(0);
-        stats.on_the_spot_rate = rate(stats.n_resolved_on_spot, n_taken_up);
-        stats.on_time_rate = rate(stats.n_completed_on_time, stats.n_completed);
-        Ok(stats)
+        Ok(IncidentStats::of(&self.incidents(filter, now)?))
     }
 
     fn summary_from_row(
@@ -669,13 +706,7 @@ impl Store {
         let co_handlers: String = row.get(9)?;
         let started: Option<i64> = row.get(10)?;
         let stopped: Option<i64> = row.get(11)?;
-        let deadline = match (started.and_then(china_time), self.catalog().item(&catalog_item)) {
-            (Some(started), Some(item)) => {
-                let clock = Clock { started, stopped: stopped.and_then(china_time) };
-                Some(deadline_status(&self.calendar(), rule_of(&item.deadline), &clock, now))
-            }
-            _ => None,
-        };
+        let deadline = clock_deadline(&self.catalog(), &self.calendar(), &catalog_item, started, stopped, now);
         let satisfaction: Option<i64> = row.get(16)?;
         Ok(IncidentSummary {
             id: IncidentId::parse(&id).unwrap_or_default(),

@@ -39,7 +39,7 @@ use projection::Changed;
 pub use exports::RemovedChanges;
 pub use incidents::{
     DepartmentDeadline, Due, IncidentFilter, IncidentStats, IncidentSummary, NewIncident, ResidentContact,
-    TimelineEntry, describe,
+    TimelineEntry, check_action, clock_deadline, describe,
 };
 pub use read::{HouseholdSummary, ResidentHit};
 pub use schema::SCHEMA_VERSION;
