@@ -265,6 +265,10 @@ pub trait Storage: Send + Sync + 'static {
     fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<LogEntry>>;
     /// Every change of one document, in sequence order.
     fn changes_of(&self, doc: &str) -> Result<Vec<LogEntry>>;
+    /// The documents with a change in the log after `after_seq`, up to `up_to_seq`
+    /// included, each once, in id order: what a reader that follows the log (the center's
+    /// incident index) reads again.
+    fn documents_changed(&self, after_seq: i64, up_to_seq: i64) -> Result<Vec<String>>;
     /// Every device, revoked ones included (the authors of the log).
     fn devices(&self) -> Result<Vec<Device>>;
     /// The complete blob of this name.

@@ -43,6 +43,7 @@ forward! {
     max_seq() -> i64;
     changes_after(after_seq: i64, limit: usize) -> Vec<LogEntry>;
     changes_of(doc: &str) -> Vec<LogEntry>;
+    documents_changed(after_seq: i64, up_to_seq: i64) -> Vec<String>;
     devices() -> Vec<Device>;
     blob(hash: &str) -> Option<BlobRecord>;
     blob_upload(device: &str, hash: &str) -> Option<BlobRecord>;

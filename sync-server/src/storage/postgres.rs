@@ -536,6 +536,14 @@ impl Storage for PostgresStorage {
         rows(found, log_entry)
     }
 
+    fn documents_changed(&self, after_seq: i64, up_to_seq: i64) -> Result<Vec<String>> {
+        let found = self.client()?.query(
+            "SELECT DISTINCT doc_id FROM changes WHERE seq > $1 AND seq <= $2 ORDER BY doc_id",
+            &[&after_seq, &up_to_seq],
+        )?;
+        rows(found, |row| Ok(row.try_get(0)?))
+    }
+
     fn devices(&self) -> Result<Vec<Device>> {
         let found = self.client()?.query(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY id"), &[])?;
         rows(found, device_row)

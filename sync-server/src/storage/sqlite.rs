@@ -353,6 +353,14 @@ impl Storage for SqliteStorage {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn documents_changed(&self, after_seq: i64, up_to_seq: i64) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut statement =
+            conn.prepare_cached("SELECT DISTINCT doc_id FROM changes WHERE seq > ?1 AND seq <= ?2 ORDER BY doc_id")?;
+        let rows = statement.query_map(params![after_seq, up_to_seq], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn devices(&self) -> Result<Vec<Device>> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY id"))?;

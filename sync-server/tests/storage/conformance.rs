@@ -403,6 +403,11 @@ fn the_log_is_read_in_sequence_order_by_cursor_device_and_document<B: Backend>()
     assert_eq!(tags(storage.changes_after(seq[4], 100).unwrap()), Vec::<u8>::new());
     assert_eq!(tags(storage.changes_of("b").unwrap()), [2, 5]);
     assert_eq!(tags(storage.changes_of("none").unwrap()), Vec::<u8>::new());
+    // Which documents changed in a stretch of the log: each once, by id.
+    assert_eq!(storage.documents_changed(0, seq[4]).unwrap(), ["a", "b", "c"]);
+    assert_eq!(storage.documents_changed(seq[0], seq[2]).unwrap(), ["a", "b"]);
+    assert_eq!(storage.documents_changed(seq[2], seq[3]).unwrap(), ["c"]);
+    assert_eq!(storage.documents_changed(seq[4], seq[4] + 100).unwrap(), Vec::<String>::new());
     assert_eq!(
         all[1],
         wangge_server::storage::LogEntry {
