@@ -50,6 +50,8 @@ pub fn router<S: Storage>(service: Service<S>) -> Router {
         .route("/readyz", get(ready::<S>))
         .route("/metrics", get(scrape::<S>))
         .route("/public/grids/{code}", get(public_grid::<S>))
+        // The centers' API (HTTP + JSON) and its OpenAPI document.
+        .merge(crate::center_http::routes::<S>())
         // Bodies are read up to the limit and no further; a longer one is refused below
         // (`body`) with a CBOR 413 rather than axum's plain text.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,6 +1,7 @@
 //! wangge-server: the sync server. [`service`] is the protocol's server side over a
 //! [`storage::Storage`]; [`http`] carries it; the binary (`main.rs`) runs and administers it.
 
+pub mod center_http;
 pub mod demo;
 pub mod http;
 pub mod logging;

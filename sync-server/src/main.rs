@@ -124,6 +124,13 @@ enum Command {
         #[arg(long, default_value = "target/demo")]
         dir: PathBuf,
     },
+    /// Issue a center token for a center staff member: the Bearer token of the center API
+    /// (`/v1/center/…`), acting as that person in their areas. Printed once; the server keeps
+    /// its hash. Revoke it with `revoke --device <the console id printed with it>`.
+    CenterToken {
+        #[arg(long)]
+        person: String,
+    },
     /// Revoke a device: its next request is refused and told to wipe.
     Revoke {
         #[arg(long)]
@@ -226,6 +233,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("calendar published");
         }
         Command::Demo { .. } => {}
+        Command::CenterToken { person } => {
+            let issued = service.issue_center_token(&person)?;
+            println!("center token for {person} (console {}): {}", issued.device, issued.token);
+        }
         Command::Revoke { device } => {
             let revoked = service.revoke(&device)?;
             println!("{}", if revoked { "revoked" } else { "no such device" });

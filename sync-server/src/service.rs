@@ -26,10 +26,15 @@ use crate::storage::{BlobAppend, Device, DocUpdate, GridRecord, HeldState, Stora
 
 mod access;
 mod audit;
+mod center;
 mod public_card;
 
 pub use access::AccessPolicy;
 pub use audit::{AuditFilter, AuditLine, LogCheck};
+pub use center::{
+    CONSOLE_PREFIX, CenterError, CenterToken, IncidentDetail, MAX_PAGE, Queue, QueueEntry, QueueQuery, Selection,
+    Staff, Stats, StatsBy,
+};
 
 /// Why a request was refused; each maps to an HTTP status and a protocol error code.
 #[derive(Debug, thiserror::Error)]
@@ -134,11 +139,17 @@ pub struct Service<S> {
     /// refuses it if another write came first ([`Service::commit_fresh`] makes it again).
     storage: Arc<S>,
     access: Arc<access::Access>,
+    /// The center API's incident index and clock (`service/center.rs`).
+    center: Arc<center::Center>,
 }
 
 impl<S> Clone for Service<S> {
     fn clone(&self) -> Self {
-        Self { storage: Arc::clone(&self.storage), access: Arc::clone(&self.access) }
+        Self {
+            storage: Arc::clone(&self.storage),
+            access: Arc::clone(&self.access),
+            center: Arc::clone(&self.center),
+        }
     }
 }
 
@@ -260,7 +271,11 @@ impl<S: Storage> Service<S> {
 
     /// The service with its own token lifetime and request rates.
     pub fn with_access(storage: S, policy: AccessPolicy) -> Self {
-        let service = Self { storage: Arc::new(storage), access: Arc::new(access::Access::new(policy)) };
+        let service = Self {
+            storage: Arc::new(storage),
+            access: Arc::new(access::Access::new(policy)),
+            center: Arc::default(),
+        };
         // A storage that cannot be written fails again on the first request, with its error.
         let _ = service.ensure_reference();
         service
@@ -648,6 +663,7 @@ impl<S: Storage> Service<S> {
     /// One round: checks and stores the pushes (all or nothing), then pages the pull.
     pub fn sync(&self, token: &str, request: SyncRequest) -> Result<SyncResponse> {
         let (device, worker) = self.authenticate(token)?;
+        center::refuse_console(&device)?;
         let readable = readable_scopes(&worker);
         self.confirm(&device, &request.received)?;
         for doc in &request.reset {

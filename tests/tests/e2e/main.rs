@@ -9,6 +9,7 @@ mod authz;
 mod bad_input;
 mod blobs;
 mod card;
+mod center;
 mod grids;
 mod incidents;
 mod ops;
