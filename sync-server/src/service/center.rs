@@ -391,14 +391,11 @@ impl<S: Storage> Service<S> {
                 return Err(ServiceError::Malformed("the action made no change".into()));
             };
             let change = (change.hash().0.to_vec(), staff.actor.clone(), change.raw_bytes().to_vec());
-            // An archive starts the incident's retention on devices (`service/retention.rs`).
-            let scopes =
-                self.incident_scopes(&doc_id, &doc, scopes_of(&doc_id, &doc), &[change.0.clone()], now_ms())?;
             let update = DocUpdate {
                 doc: key.clone(),
                 base: Some(stored.version),
                 snapshot: wire_snapshot(&mut doc),
-                scopes,
+                scopes: scopes_of(&doc_id, &doc),
                 changes: vec![change],
                 blob_refs: blob_refs_of(&doc_id, &doc),
             };
