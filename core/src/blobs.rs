@@ -280,6 +280,27 @@ impl BlobStore {
         Ok(freed)
     }
 
+    /// Deletes the cached copies of blobs that a document leaving the device referred to
+    /// (in the blob directory beside the store at `store_path`), except blobs pending
+    /// upload (this device's only copy). Blobs are a cache: one that another document on
+    /// the device also names is downloaded again when shown. Returns how many were deleted.
+    pub(crate) fn forget_cached(store_path: &Path, hashes: &[String]) -> Result<usize> {
+        let dir = Self::dir_for(store_path);
+        let mut n = 0;
+        for hash in hashes.iter().filter_map(|hash| BlobHash::parse(hash).ok()) {
+            if dir.join("pending").join(hash.hex()).exists() {
+                continue;
+            }
+            let blob = dir.join(hash.hex());
+            if blob.exists() {
+                remove_if_there(&blob)?;
+                n += 1;
+            }
+            remove_if_there(&dir.join("partial").join(hash.hex()))?;
+        }
+        Ok(n)
+    }
+
     /// [`BlobStore::trim_to`] this store's own size, keeping only pending blobs.
     pub fn trim(&self) -> Result<u64> {
         self.trim_to(self.max_bytes, &|_| false)

@@ -18,6 +18,7 @@
 
 mod encode;
 mod fields;
+pub mod generation;
 mod record;
 
 pub(crate) use encode::*;
@@ -116,11 +117,16 @@ impl fmt::Display for DocId {
 /// The genesis of a grid document: the same bytes on every replica, for a given
 /// automerge version (pinned by a test), so that containers are created exactly once.
 pub fn genesis(kind: DocKind, grid: &GridCode) -> AutoCommit {
+    genesis_of(kind, grid.as_str())
+}
+
+/// [`genesis`] for a grid code as written in a document id.
+pub fn genesis_of(kind: DocKind, grid: &str) -> AutoCommit {
     let mut doc = AutoCommit::new().with_actor(ActorId::from(GENESIS_ACTOR));
     let built: Result<(), automerge::AutomergeError> = (|| {
         doc.put(ROOT, "schema", DOCUMENT_SCHEMA)?;
         doc.put(ROOT, "kind", kind.code())?;
-        doc.put(ROOT, "grid", grid.as_str())?;
+        doc.put(ROOT, "grid", grid)?;
         for record_kind in kind.record_kinds() {
             doc.put_object(ROOT, record_kind.plural(), ObjType::Map)?;
         }
@@ -159,6 +165,14 @@ pub fn check_layout(doc: &AutoCommit, id: &DocId) -> crate::Result<()> {
             id.kind.record_kinds().iter().map(|kind| (kind.plural(), ObjType::Map)).collect()
         }
     };
+    // A compacted document's generation is written once, by the server's compaction: a
+    // device that wrote it would make its replicas take a generation nobody made.
+    let compaction_suffix = format!("@{}", ActorId::from(generation::COMPACTION_ACTOR));
+    match doc.get_all(ROOT, generation::GENERATION_KEY).unwrap_or_default().as_slice() {
+        [] => {}
+        [(automerge::Value::Scalar(_), op)] if op.to_string().ends_with(&compaction_suffix) => {}
+        _ => return Err(crate::Error::document(id, "generation is not the server's")),
+    }
     let genesis_suffix = format!("@{}", ActorId::from(GENESIS_ACTOR));
     for (key, kind) in containers {
         let values = doc.get_all(ROOT, key).unwrap_or_default();

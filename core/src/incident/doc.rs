@@ -100,6 +100,22 @@ pub fn read_timeline(doc: &AutoCommit) -> Result<Vec<Option<Action>>> {
         .collect())
 }
 
+/// The blobs (photos) the incident refers to: its report's `photos` and the evidence of
+/// its actions, as written (`sha256:…`), each once.
+pub fn blob_refs(doc: &AutoCommit) -> Vec<String> {
+    use super::action::ActionKind;
+    let mut refs = std::collections::BTreeSet::new();
+    for (_, photos) in read_report(doc).unwrap_or_default().iter().filter(|(key, _)| key == "photos") {
+        refs.extend(photos.split(',').map(str::trim).filter(|photo| !photo.is_empty()).map(str::to_owned));
+    }
+    for action in read_timeline(doc).unwrap_or_default().into_iter().flatten() {
+        if let ActionKind::ResolveOnSpot { evidence, .. } | ActionKind::Complete { evidence, .. } = action.kind {
+            refs.extend(evidence);
+        }
+    }
+    refs.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

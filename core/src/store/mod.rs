@@ -26,6 +26,7 @@ mod card;
 pub(crate) mod documents;
 mod encrypt;
 mod exports;
+mod generation;
 mod incidents;
 mod nearby;
 mod pending;
@@ -834,11 +835,14 @@ impl Store {
         wipe_files(&path)
     }
 
-    /// Removes a document this device may no longer hold (a reassigned worker's old grid):
-    /// first its own changes the server has not acknowledged go to a file beside the store
+    /// Removes a document this device may no longer hold (a reassigned worker's old grid,
+    /// an incident archived longer ago than the server keeps incidents on devices): first
+    /// its own changes the server has not acknowledged go to a file beside the store
     /// (`<store>.removed-<kind>-<key>-<ms>.changes`, sealed under the blob key in a keyed
-    /// store: [`Store::read_removed_changes`] reads it back), then the document and every
-    /// row projected from it. Returns the export's path, if there was anything to export.
+    /// store: [`Store::read_removed_changes`] reads it back) — no file when there are none
+    /// —, then the document and every row projected from it, then the cached copies of the
+    /// photos and tracks it refers to (not those pending upload). Returns the export's
+    /// path, if there was anything to export.
     pub fn purge_document(&self, doc: &DocId) -> Result<Option<PathBuf>> {
         let acked: Option<Vec<u8>> = self.with_reader(|conn| {
             conn.query_row("SELECT acked_heads FROM documents WHERE doc_id = ?1", [doc.to_string()], |row| row.get(0))
@@ -855,6 +859,16 @@ impl Store {
         };
         let mut writer = self.writer();
         let Writer { conn, docs, n_chunks, .. } = &mut *writer;
+        let blobs = match doc.kind {
+            DocKind::Incident => {
+                loaded(conn, docs, doc, &self.actor)?.map(|loaded| crate::incident::doc::blob_refs(loaded))
+            }
+            DocKind::Activity => {
+                loaded(conn, docs, doc, &self.actor)?.map(|loaded| crate::activity::doc::blob_refs(loaded))
+            }
+            DocKind::Register | DocKind::Sensitive | DocKind::Reference => None,
+        }
+        .unwrap_or_default();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let key = doc.to_string();
         tx.execute("DELETE FROM document_chunks WHERE doc_id = ?1", [&key])?;
@@ -864,6 +878,7 @@ impl Store {
         tx.commit()?;
         docs.remove(doc);
         n_chunks.remove(doc);
+        crate::blobs::BlobStore::forget_cached(&self.path, &blobs)?;
         if matches!(doc.kind, DocKind::Register | DocKind::Sensitive) {
             // No trace on disk: the search indexes rewritten without the deleted entries,
             // and the WAL, which still holds the old pages, checkpointed and emptied
@@ -1243,6 +1258,19 @@ impl Capture<'_, '_> {
         let (chunk, n_new) = documents::new_changes_chunk(doc, &changes);
         if n_new == 0 {
             return Ok(0);
+        }
+        // A newer generation's first change would apply (it depends on the genesis alone)
+        // and create every record's map a second time: a generation comes whole, never as
+        // changes ([`Store::replace_generation`]).
+        let current = crdt::generation::generation(doc);
+        if changes
+            .iter()
+            .any(|change| crdt::generation::starts_generation(change).is_some_and(|start| start.generation > current))
+        {
+            return Err(Error::document(
+                doc_id,
+                "a newer generation of the document arrived as changes: it must come whole",
+            ));
         }
         let before = doc.get_heads();
         self.dirty.insert(doc_id.clone());
