@@ -3,7 +3,10 @@
 //! CBOR + zstd; errors are an `ErrorBody` with the HTTP status of the refusal, an oversized
 //! body included (413 `too_large`), and 429 `rate_limited` with `Retry-After`. Blocking
 //! storage work runs off the async workers. Every request is logged (`logging.rs`) and
-//! counted (`metrics.rs`, `GET /metrics`); `GET /readyz` answers once the storage does.
+//! counted (`metrics.rs`); `GET /readyz` answers once the storage does.
+//!
+//! The admin router, for the operator's own network only (its listener binds loopback by
+//! default): `GET /status` (`status_page.rs`), `GET /metrics`, `/healthz`, `/readyz`.
 //!
 //! And one page for everyone, without a token: `GET /public/grids/{code}`, a grid's
 //! public card as HTML (`public_page.rs`).
@@ -27,11 +30,26 @@ use wangge_core::sync::wire::{
 use crate::metrics::{Metrics, Observed};
 use crate::public_page;
 use crate::service::{Service, ServiceError};
+use crate::status_page::{self, Status};
 use crate::storage::Storage;
 
+/// The public router (devices and the public grid pages).
 pub fn router<S: Storage>(service: Service<S>) -> Router {
+    routers(service).0
+}
+
+/// The public router and the admin router (`/status`, `/metrics`, `/healthz`, `/readyz`),
+/// counting into the same metrics.
+pub fn routers<S: Storage>(service: Service<S>) -> (Router, Router) {
     let metrics = Arc::new(Metrics::default());
-    Router::new()
+    let admin = Router::new()
+        .route("/status", get(status::<S>))
+        .route("/metrics", get(scrape::<S>))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready::<S>))
+        .layer(Extension(Arc::clone(&metrics)))
+        .with_state(service.clone());
+    let public = Router::new()
         .route("/v1/enroll", post(enroll::<S>))
         .route("/v1/sync", post(|state, headers, body| authorized(state, headers, body, Service::<S>::sync)))
         .route(
@@ -48,7 +66,6 @@ pub fn router<S: Storage>(service: Service<S>) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready::<S>))
-        .route("/metrics", get(scrape::<S>))
         .route("/public/grids/{code}", get(public_grid::<S>))
         // The centers' API (HTTP + JSON) and its OpenAPI document.
         .merge(crate::center_http::routes::<S>())
@@ -56,8 +73,8 @@ pub fn router<S: Storage>(service: Service<S>) -> Router {
         // (`body`) with a CBOR 413 rather than axum's plain text.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe))
-        .layer(Extension(metrics))
-        .with_state(service)
+        .with_state(service);
+    (public, admin)
 }
 
 /// A refused request's protocol code, for the request's log line and metrics.
@@ -111,13 +128,30 @@ async fn ready<S: Storage>(State(service): State<Service<S>>) -> Response {
     }
 }
 
+/// The operator's page (`status_page.rs`).
+async fn status<S: Storage>(
+    State(service): State<Service<S>>,
+    Extension(metrics): Extension<Arc<Metrics>>,
+) -> Response {
+    let now = chrono::Utc::now().timestamp_millis();
+    let (refusals, errors) = (metrics.refusal_counts(), metrics.server_error_count());
+    match run(service, move |service| Status::read(&service, now, refusals, errors)).await {
+        Ok(status) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
+            status_page::page(&status),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response(),
+    }
+}
+
 /// Prometheus' scrape.
 async fn scrape<S: Storage>(
     State(service): State<Service<S>>,
     Extension(metrics): Extension<Arc<Metrics>>,
 ) -> Response {
     let now = chrono::Utc::now().timestamp_millis();
-    match run(service, move |service| Ok(metrics.render(service.storage(), now)?)).await {
+    match run(service, move |service| metrics.render(&service, now)).await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response(),
     }

@@ -7,7 +7,9 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod public_page;
+pub mod qr;
 pub mod service;
+pub mod status_page;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -21,24 +23,60 @@ pub async fn serve<S: Storage>(
     service: Service<S>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_admin(listener, None, service, shutdown).await
+}
+
+/// Serves devices on `listener` and, when given, the operator's pages (`/status`,
+/// `/metrics`) on `admin`, until `shutdown` completes; both finish requests in flight.
+pub async fn serve_with_admin<S: Storage>(
+    listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
+    service: Service<S>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(service.clone()));
-    let served = axum::serve(listener, http::router(service)).with_graceful_shutdown(shutdown).await;
+    let (public, admin_router) = http::routers(service);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stopping = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    };
+    let admin_served = admin.map(|admin| {
+        let until = until_stopped(stopped.clone());
+        tokio::spawn(async move { axum::serve(admin, admin_router).with_graceful_shutdown(until).await })
+    });
+    let served = axum::serve(listener, public).with_graceful_shutdown(until_stopped(stopped)).await;
+    if let Some(admin_served) = admin_served {
+        let _ = admin_served.await;
+    }
+    stopping.abort();
     housekeeping.abort();
     served
 }
 
 /// Hourly, from the start: drops blob uploads abandoned for longer than their lifetime,
-/// and quiet devices' request counters.
+/// quiet devices' request counters, and moves incidents archived longer ago than the
+/// retention off devices (`service/retention.rs`).
 async fn housekeeping<S: Storage>(service: Service<S>) {
     let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         hourly.tick().await;
         service.forget_idle_devices();
-        let service = service.clone();
-        match tokio::task::spawn_blocking(move || service.discard_stale_uploads()).await {
+        let uploads = service.clone();
+        match tokio::task::spawn_blocking(move || uploads.discard_stale_uploads()).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(n, "dropped abandoned blob uploads"),
             Ok(Err(error)) => tracing::error!(%error, "dropping abandoned blob uploads failed"),
+            Err(error) => tracing::error!(%error, "housekeeping failed"),
+        }
+        let incidents = service.clone();
+        match tokio::task::spawn_blocking(move || incidents.retire_archived_incidents()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(n, "archived incidents past their retention left devices"),
+            Ok(Err(error)) => tracing::error!(%error, "retiring archived incidents failed"),
             Err(error) => tracing::error!(%error, "housekeeping failed"),
         }
     }

@@ -11,8 +11,8 @@ use wangge_server::{Service, Storage, Worker};
 #[derive(Debug, Parser)]
 #[command(name = "wangge-server", version, about = "The wangge sync server")]
 struct Cli {
-    /// A TOML config file (keys `database`, `listen`, `log_format`); flags and environment
-    /// override it.
+    /// A TOML config file (keys `database`, `listen`, `admin_listen`, `log_format`,
+    /// `incident_retention_days`); flags and environment override it.
     /// Env: WANGGE_CONFIG. Default: `wangge-server.toml` when it exists.
     #[arg(long, env = "WANGGE_CONFIG", global = true)]
     config: Option<PathBuf>,
@@ -25,6 +25,10 @@ struct Cli {
     /// (error, warn, info, debug; default info).
     #[arg(long, env = "WANGGE_LOG_FORMAT", global = true)]
     log_format: Option<wangge_server::logging::LogFormat>,
+    /// How many days an archived incident stays on devices after it was archived (the server
+    /// keeps it). Env: WANGGE_INCIDENT_RETENTION_DAYS. Default: 90.
+    #[arg(long, env = "WANGGE_INCIDENT_RETENTION_DAYS", global = true)]
+    incident_retention_days: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,7 +40,9 @@ struct Config {
     #[serde(alias = "db")]
     database: Option<String>,
     listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
     log_format: Option<wangge_server::logging::LogFormat>,
+    incident_retention_days: Option<u32>,
 }
 
 impl Config {
@@ -59,6 +65,11 @@ enum Command {
         /// Env: WANGGE_LISTEN. Default: 127.0.0.1:7878.
         #[arg(long, env = "WANGGE_LISTEN")]
         listen: Option<SocketAddr>,
+        /// The operator's listener: `/status` (a page of devices, sync lag, refusals) and
+        /// `/metrics` (Prometheus). Keep it off the public network. Env: WANGGE_ADMIN_LISTEN.
+        /// Default: 127.0.0.1:7879.
+        #[arg(long, env = "WANGGE_ADMIN_LISTEN")]
+        admin_listen: Option<SocketAddr>,
     },
     /// Create (or update) a grid with its documents.
     AddGrid {
@@ -93,6 +104,35 @@ enum Command {
         /// The work phone posted with the name. Empty: none. Omitted: unchanged.
         #[arg(long)]
         phone: Option<String>,
+        #[command(flatten)]
+        enrollment: EnrollmentOutput,
+    },
+    /// Print a new one-time enrollment code for an existing worker (a new or replaced
+    /// device, or one whose token expired).
+    EnrollCode {
+        #[arg(long)]
+        person: String,
+        #[command(flatten)]
+        enrollment: EnrollmentOutput,
+    },
+    /// List devices, one a line: id, person, role, state (active, expired, revoked), last
+    /// sync (UTC), edits waiting on the device at its last sync, wangge-core version.
+    Devices {
+        /// Only this worker's devices.
+        #[arg(long)]
+        worker: Option<String>,
+    },
+    /// Copy the SQLite database, consistent, into a new file while the server runs (for
+    /// PostgreSQL use pg_dump: see the README).
+    Backup {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Replace the SQLite database by a backup (stop the server first); the log's numbering
+    /// moves past the backup's so that no device skips a change.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
     },
     /// Import grid boundaries from a GeoJSON FeatureCollection (one feature per grid:
     /// properties `code`, `name`, `kind`; a Polygon or MultiPolygon in WGS-84), creating or
@@ -139,6 +179,17 @@ enum Command {
     /// Verify every stored change: it decodes, matches its hash, has an enrolled author and
     /// is in its document. Exits with an error when anything was altered.
     VerifyLog,
+    /// Compact a grid's register and sensitive documents: each becomes a new generation with
+    /// the same content and none of its history (kept in the log). Devices move to it at
+    /// their next sync, their unsynced edits replayed onto it.
+    Compact {
+        #[arg(long)]
+        grid: String,
+    },
+    /// Recompute the scopes of every incident on devices: incidents archived before this
+    /// server version kept retention leave devices once past it. Run once after upgrading;
+    /// the server does the rest hourly.
+    RetireIncidents,
     /// Print the audit trail (one change a line: seq, device time, server receive time,
     /// device, person, document, hash) of a grid, of a worker, or of one record of a grid.
     Audit {
@@ -151,6 +202,90 @@ enum Command {
         #[arg(long, requires = "grid")]
         record: Option<String>,
     },
+}
+
+/// How an enrollment code is handed over.
+#[derive(Debug, clap::Args)]
+struct EnrollmentOutput {
+    /// The sync server's address as devices reach it (`https://…`): then the enrollment
+    /// link (`wangge:enroll?server=…&code=…`) is printed too, for a QR code.
+    #[arg(long, env = "WANGGE_PUBLIC_URL")]
+    server_url: Option<String>,
+    /// Write the enrollment link's QR code to this PNG file (needs --server-url).
+    #[arg(long, requires = "server_url")]
+    qr: Option<PathBuf>,
+}
+
+impl EnrollmentOutput {
+    /// Prints a new code for `person` (and its link), and writes the QR code if asked.
+    fn issue(&self, service: &Service<Box<dyn Storage>>, person: &str) -> Result<(), Box<dyn std::error::Error>> {
+        let code = service.issue_enrollment_code(person)?;
+        println!("enrollment code for {person}: {code}");
+        if let Some(server) = &self.server_url {
+            let link = wangge_core::sync::link::enrollment_link(server, &code);
+            println!("enrollment link: {link}");
+            if let Some(path) = &self.qr {
+                std::fs::write(path, wangge_server::qr::png(&link)?)
+                    .map_err(|error| format!("{}: {error}", path.display()))?;
+                println!("QR code written to {}", path.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One device a line (see `Command::Devices`).
+fn print_devices(service: &Service<Box<dyn Storage>>, worker: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map_or_else(|| "-".to_owned(), |at| at.format("%Y-%m-%dT%H:%MZ").to_string())
+    };
+    let mut out = std::io::stdout().lock();
+    for device in service.storage().devices()? {
+        if worker.is_some_and(|worker| worker != device.person) {
+            continue;
+        }
+        let role = service.storage().worker(&device.person)?.map_or_else(|| "-".to_owned(), |worker| worker.role);
+        let state = if device.revoked {
+            "revoked"
+        } else if device.token_expires_ms.is_some_and(|expires| expires <= now) {
+            "expired"
+        } else {
+            "active"
+        };
+        let (synced, pending, version) = match &device.last_sync {
+            Some(sync) => (time(sync.at_ms), sync.pending.to_string(), sync.version.as_str()),
+            None => ("never".to_owned(), "-".to_owned(), "-"),
+        };
+        let line = format!("{}\t{}\t{role}\t{state}\t{synced}\t{pending}\t{version}\n", device.id, device.person);
+        if std::io::Write::write_all(&mut out, line.as_bytes()).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what a service manager or container runtime sends).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn main() -> ExitCode {
@@ -174,21 +309,43 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let log_format = cli.log_format.or(config.log_format).unwrap_or_default();
     wangge_server::logging::init(log_format, wangge_server::logging::LevelFilter::INFO);
     let database = cli.database.or(config.database).unwrap_or_else(|| "wangge-server.db".to_owned());
-    let service = Service::new(wangge_server::storage::open(&database)?);
+    if let Command::Backup { to } | Command::Restore { from: to } = &cli.command {
+        if wangge_server::storage::is_postgres_url(&database) {
+            return Err(
+                "on PostgreSQL, back up with pg_dump and restore with pg_restore (README: backup and restore)".into()
+            );
+        }
+        let storage = wangge_server::SqliteStorage::open(std::path::Path::new(&database))?;
+        if matches!(cli.command, Command::Backup { .. }) {
+            storage.backup_to(to)?;
+            println!("backed up to {}", to.display());
+        } else {
+            storage.restore_from(to)?;
+            println!(
+                "restored from {}; the log continues {} past the backup",
+                to.display(),
+                wangge_server::storage::RESTORE_SEQ_GAP
+            );
+        }
+        return Ok(());
+    }
+    let retention_days = cli.incident_retention_days.or(config.incident_retention_days).unwrap_or(90);
+    let service = Service::new(wangge_server::storage::open(&database)?)
+        .with_incident_retention_ms(i64::from(retention_days) * 24 * 3600 * 1000);
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, admin_listen } => {
             let listen = listen.or(config.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7878)));
+            let admin_listen =
+                admin_listen.or(config.admin_listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7879)));
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let (listener, addr) = wangge_server::bind(listen).await?;
+                let (admin, admin_addr) = wangge_server::bind(admin_listen).await?;
                 println!(
-                    "wangge-server: serving sync protocol v1 on http://{addr} (database {})",
+                    "wangge-server: serving sync protocol v1 on http://{addr}, status and metrics on http://{admin_addr} (database {})",
                     without_password(&database)
                 );
-                let shutdown = async {
-                    let _ = tokio::signal::ctrl_c().await;
-                };
-                wangge_server::serve(listener, service, shutdown).await
+                wangge_server::serve_with_admin(listener, Some(admin), service, stop_signal()).await
             })?;
         }
         Command::AddGrid { code, name, kind, supervision_phone } => {
@@ -203,7 +360,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             println!("grid {code} ready");
         }
-        Command::AddWorker { person, role, department, grids, name, phone } => {
+        Command::AddWorker { person, role, department, grids, name, phone, enrollment } => {
             // Checked before anything changes.
             Service::<Box<dyn Storage>>::check_worker_contact(
                 name.as_deref().and_then(non_empty),
@@ -216,8 +373,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 let phone = phone.as_deref().map_or(current.phone.as_deref(), non_empty);
                 service.set_worker_contact(&person, name, phone)?;
             }
-            println!("enrollment code for {person}: {}", service.issue_enrollment_code(&person)?);
+            enrollment.issue(&service, &person)?;
         }
+        Command::EnrollCode { person, enrollment } => enrollment.issue(&service, &person)?,
+        Command::Devices { worker } => print_devices(&service, worker.as_deref())?,
+        Command::Backup { .. } | Command::Restore { .. } => unreachable!("handled before the service is opened"),
         Command::ImportGrids { file, accept_issues } => {
             let text = std::fs::read_to_string(&file).map_err(|error| format!("{}: {error}", file.display()))?;
             import_grids(&service, &text, accept_issues)?;
@@ -240,6 +400,26 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Revoke { device } => {
             let revoked = service.revoke(&device)?;
             println!("{}", if revoked { "revoked" } else { "no such device" });
+        }
+        Command::Compact { grid } => {
+            let code = GridCode::parse_default(&grid)?;
+            for doc in service.compact_grid(&code)? {
+                println!(
+                    "{}: generation {}, {} change(s) of history, snapshot {} → {} bytes{}",
+                    doc.doc,
+                    doc.generation,
+                    doc.n_changes_before,
+                    doc.bytes_before,
+                    doc.bytes_after,
+                    match doc.n_conflicts {
+                        0 => String::new(),
+                        n => format!(", {n} field(s) with concurrent values kept"),
+                    }
+                );
+            }
+        }
+        Command::RetireIncidents => {
+            println!("{} archived incident(s) rescoped", service.rescope_all_incidents()?);
         }
         Command::VerifyLog => {
             let check = service.verify_log()?;

@@ -1,7 +1,8 @@
 //! Prometheus metrics at `GET /metrics` (text exposition format, `prometheus-client`):
 //! requests by route and status, their latency, bytes in and out, refusals by code, and,
-//! read from the storage at each scrape, devices (enrolled, active in the last 24 hours,
-//! revoked) and the length of the change log.
+//! read at each scrape, devices (enrolled, active in the last 24 hours, revoked), incidents
+//! due soon and overdue (the center's index) and the length of the change log. Served on
+//! the admin listener.
 //!
 //! Labels are routes as declared and protocol codes: a bounded set, never a value a client
 //! sent.
@@ -13,7 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::storage::{Device, Storage, StorageError};
+use crate::service::{Service, ServiceError};
+use crate::storage::{Device, Storage};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -38,6 +40,11 @@ struct RefusalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DueLabels {
+    due: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeviceLabels {
     state: &'static str,
 }
@@ -52,6 +59,10 @@ pub struct Metrics {
     refusals: Family<RefusalLabels, Counter>,
     devices: Family<DeviceLabels, Gauge>,
     logged_changes: Gauge,
+    incidents: Family<DueLabels, Gauge>,
+    /// The refusal codes seen so far (for the status page's table).
+    codes: std::sync::Mutex<std::collections::BTreeSet<&'static str>>,
+    server_errors: Counter,
 }
 
 /// A request as the middleware saw it.
@@ -90,7 +101,26 @@ impl Default for Metrics {
         );
         let logged_changes = Gauge::default();
         registry.register("logged_changes", "The last sequence number of the change log", logged_changes.clone());
-        Self { registry, requests, latency, bytes, refusals, devices, logged_changes }
+        let incidents = Family::<DueLabels, Gauge>::default();
+        registry.register(
+            "incidents",
+            "Incidents due within a working day (soon) and past their deadline (overdue)",
+            incidents.clone(),
+        );
+        let server_errors = Counter::default();
+        registry.register("server_errors", "Requests answered with a 5xx status", server_errors.clone());
+        Self {
+            registry,
+            requests,
+            latency,
+            bytes,
+            refusals,
+            devices,
+            logged_changes,
+            incidents,
+            codes: Default::default(),
+            server_errors,
+        }
     }
 }
 
@@ -106,11 +136,33 @@ impl Metrics {
         }
         if let Some(code) = request.refusal {
             self.refusals.get_or_create(&RefusalLabels { code }).inc();
+            self.codes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(code);
+        }
+        if request.status >= 500 {
+            self.server_errors.inc();
         }
     }
 
-    /// The exposition text, with the storage's figures read now.
-    pub fn render(&self, storage: &impl Storage, now_ms: i64) -> Result<String, StorageError> {
+    /// Refusals so far, by code.
+    pub fn refusal_counts(&self) -> Vec<(&'static str, u64)> {
+        let codes = self.codes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        codes
+            .into_iter()
+            .map(|code| (code, self.refusals.get(&RefusalLabels { code }).map_or(0, |counter| counter.get())))
+            .collect()
+    }
+
+    /// Answers with a 5xx status so far.
+    pub fn server_error_count(&self) -> u64 {
+        self.server_errors.get()
+    }
+
+    /// The exposition text, with the storage's figures and the incidents due read now.
+    pub fn render<S: Storage>(&self, service: &Service<S>, now_ms: i64) -> Result<String, ServiceError> {
+        let due = service.incidents_due()?;
+        self.incidents.get_or_create(&DueLabels { due: "soon" }).set(i64::try_from(due.soon).unwrap_or(i64::MAX));
+        self.incidents.get_or_create(&DueLabels { due: "overdue" }).set(i64::try_from(due.overdue).unwrap_or(i64::MAX));
+        let storage = service.storage();
         let devices = storage.devices()?;
         let count = |keep: &dyn Fn(&Device) -> bool| devices.iter().filter(|device| keep(device)).count() as i64;
         let active = |device: &Device| device.last_seen_ms.is_some_and(|seen| now_ms - seen <= ACTIVE_WINDOW_MS);

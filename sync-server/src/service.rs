@@ -22,19 +22,23 @@ use wangge_core::sync::wire::{
     EnrollResponse, GridInfo, MAX_BLOB_BYTES, MAX_BLOB_CHUNK_BYTES, SyncRequest, SyncResponse, WorkerInfo,
 };
 
-use crate::storage::{BlobAppend, Device, DocUpdate, GridRecord, HeldState, Storage, StorageError, Worker};
+use crate::storage::{BlobAppend, Device, DocUpdate, GridRecord, HeldState, Storage, StorageError, SyncReport, Worker};
 
 mod access;
 mod audit;
 mod center;
+mod compaction;
 mod public_card;
+mod retention;
 
 pub use access::AccessPolicy;
 pub use audit::{AuditFilter, AuditLine, LogCheck};
 pub use center::{
-    CONSOLE_PREFIX, CenterError, CenterToken, IncidentDetail, MAX_PAGE, Queue, QueueEntry, QueueQuery, Selection,
-    Staff, Stats, StatsBy,
+    CONSOLE_PREFIX, CenterError, CenterToken, IncidentDetail, IncidentsDue, MAX_PAGE, Queue, QueueEntry, QueueQuery,
+    Selection, Staff, Stats, StatsBy,
 };
+pub use compaction::CompactedDoc;
+pub use retention::DEFAULT_INCIDENT_RETENTION_MS;
 
 /// Why a request was refused; each maps to an HTTP status and a protocol error code.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +145,8 @@ pub struct Service<S> {
     access: Arc<access::Access>,
     /// The center API's incident index and clock (`service/center.rs`).
     center: Arc<center::Center>,
+    /// How long archived incidents stay on devices (`service/retention.rs`).
+    incident_retention_ms: i64,
 }
 
 impl<S> Clone for Service<S> {
@@ -149,6 +155,7 @@ impl<S> Clone for Service<S> {
             storage: Arc::clone(&self.storage),
             access: Arc::clone(&self.access),
             center: Arc::clone(&self.center),
+            incident_retention_ms: self.incident_retention_ms,
         }
     }
 }
@@ -275,6 +282,7 @@ impl<S: Storage> Service<S> {
             storage: Arc::new(storage),
             access: Arc::new(access::Access::new(policy)),
             center: Arc::default(),
+            incident_retention_ms: DEFAULT_INCIDENT_RETENTION_MS,
         };
         // A storage that cannot be written fails again on the first request, with its error.
         let _ = service.ensure_reference();
@@ -626,6 +634,7 @@ impl<S: Storage> Service<S> {
             revoked: false,
             token_expires_ms: Some(self.access.expiry_from(now_ms())),
             last_seen_ms: None,
+            last_sync: None,
         };
         let (person, device_id) = match self.storage.redeem_enrollment_code(
             &hash_secret(&request.code),
@@ -671,9 +680,28 @@ impl<S: Storage> Service<S> {
             self.storage.forget_held(&device.id, doc)?;
         }
         let acks = self.push(&device, &worker, &readable, &request)?;
-        let mut response = self.pull(&device, &readable, request.cursor, request.pull_budget)?;
+        let replaces_generations = request.generations == Some(true);
+        let mut response = self.pull(&device, &readable, request.cursor, request.pull_budget, replaces_generations)?;
         response.acks = acks;
+        if let Some(status) = &request.status {
+            self.record_sync(&device, status)?;
+        }
         Ok(response)
+    }
+
+    /// Keeps what a device reported with a sync that succeeded: written when it changed,
+    /// else at most once a minute.
+    fn record_sync(&self, device: &Device, status: &wangge_core::sync::wire::DeviceStatus) -> Result<()> {
+        let now = now_ms();
+        let pending = if status.all_pushed { 0 } else { i64::try_from(status.pending).unwrap_or(i64::MAX) };
+        let report = SyncReport { at_ms: now, version: status.version.chars().take(32).collect(), pending };
+        let unchanged = device.last_sync.as_ref().is_some_and(|last| {
+            last.version == report.version && last.pending == report.pending && now - last.at_ms < 60_000
+        });
+        if !unchanged {
+            self.storage.record_sync(&device.id, &report)?;
+        }
+        Ok(())
     }
 
     fn push(
@@ -833,7 +861,9 @@ impl<S: Storage> Service<S> {
         for doc in received {
             match held.get(doc) {
                 Some((up_to, HeldState::Sent)) => self.storage.set_held(&device.id, doc, *up_to, HeldState::Held)?,
-                Some((_, HeldState::Removing)) => self.storage.forget_held(&device.id, doc)?,
+                // A removal carried out (of an older generation, by a client that cannot
+                // replace it: the current one is sent next as a new document).
+                Some((_, HeldState::Removing | HeldState::Stale)) => self.storage.forget_held(&device.id, doc)?,
                 _ => {}
             }
         }
@@ -904,6 +934,15 @@ impl<S: Storage> Service<S> {
         doc.apply_changes(changes)
             .map_err(|_| ServiceError::Malformed(format!("{}: changes do not apply", push.doc)))?;
         if !doc.get_missing_deps(&[]).is_empty() {
+            if let Some((up_to, _)) = held.get(&push.doc)
+                && self.built_on_older_generation(&doc_id, &mut doc)?
+            {
+                // Made on the generation a compaction replaced: not taken, not acknowledged;
+                // the device gets the current generation whole, replays these edits onto it
+                // and pushes them again (protocol §4.7).
+                self.storage.set_held(&device.id, &push.doc, *up_to, HeldState::Stale)?;
+                return Ok(None);
+            }
             return Err(ServiceError::Malformed(format!(
                 "{}: changes depend on changes the server does not have: push from the last acknowledged heads",
                 push.doc
@@ -937,13 +976,23 @@ impl<S: Storage> Service<S> {
             doc: push.doc.clone(),
             base,
             snapshot: wire_snapshot(&mut doc),
-            scopes: scopes_after,
+            // An archived incident leaves devices after the retention (`service/retention.rs`).
+            scopes: self.incident_scopes(&doc_id, &doc, scopes_after, &hashes_of(&new), now_ms())?,
             changes: new,
             blob_refs,
         }))
     }
 
-    fn pull(&self, device: &Device, readable: &[String], cursor: u64, budget: u32) -> Result<SyncResponse> {
+    /// `replaces_generations`: the device takes a newer generation of a grid document whole
+    /// (protocol §4.7); an older client is told to remove its copy instead.
+    fn pull(
+        &self,
+        device: &Device,
+        readable: &[String],
+        cursor: u64,
+        budget: u32,
+        replaces_generations: bool,
+    ) -> Result<SyncResponse> {
         let budget = page_budget(budget);
         let mut response = SyncResponse { cursor, ..SyncResponse::default() };
         // The horizon first, then documents and snapshots: a snapshot read after the
@@ -960,14 +1009,24 @@ impl<S: Storage> Service<S> {
                     *state = HeldState::Removing;
                 }
                 response.removed.push(doc.clone());
+            } else if *state == HeldState::Stale && !replaces_generations {
+                // An older generation on a client that cannot replace it: removed first
+                // (its unsynced edits exported), then sent as a new document.
+                response.removed.push(doc.clone());
             }
         }
         response.removed.sort();
         let mut used = 0usize;
         // Snapshots of documents new to the device, or sent but never confirmed (the
         // response carrying them may have been lost): sent (again) whole.
-        let mut to_send: Vec<(&String, &i64)> =
-            visible.iter().filter(|(doc, _)| !matches!(held.get(*doc), Some((_, HeldState::Held)))).collect();
+        let mut to_send: Vec<(&String, &i64)> = visible
+            .iter()
+            .filter(|(doc, _)| match held.get(*doc) {
+                Some((_, HeldState::Held)) => false,
+                Some((_, HeldState::Stale)) => replaces_generations,
+                _ => true,
+            })
+            .collect();
         to_send.sort();
         for (doc, up_to) in to_send {
             if used >= budget && !response.pulls.is_empty() {
@@ -986,6 +1045,8 @@ impl<S: Storage> Service<S> {
         let entries = self.storage.log_after(cursor, &device.id, ROWS)?;
         let mut last = cursor;
         let mut by_doc: HashMap<String, usize> = HashMap::new();
+        // Documents found to be of an older generation on the device in this page.
+        let mut stale: BTreeSet<String> = BTreeSet::new();
         for entry in &entries {
             if entry.seq > horizon {
                 break;
@@ -998,6 +1059,16 @@ impl<S: Storage> Service<S> {
             let skip =
                 entry.actor == device.actor || held.get(&entry.doc).is_some_and(|(up_to, _)| entry.seq <= *up_to);
             if skip {
+                continue;
+            }
+            if stale.contains(&entry.doc) || compaction::starts_generation(entry) {
+                // A new generation, never sent as changes: the next round sends it whole
+                // (or, to an older client, has it removed first); later changes are in it.
+                if stale.insert(entry.doc.clone()) {
+                    let up_to = held.get(&entry.doc).map_or(0, |(up_to, _)| *up_to);
+                    self.storage.set_held(&device.id, &entry.doc, up_to, HeldState::Stale)?;
+                    response.more = true;
+                }
                 continue;
             }
             used += entry.bytes.len();
@@ -1018,6 +1089,11 @@ impl<S: Storage> Service<S> {
         response.cursor = u64::try_from(last).unwrap_or(0);
         Ok(response)
     }
+}
+
+/// The hashes of changes about to be committed.
+fn hashes_of(changes: &[(Vec<u8>, Vec<u8>, Vec<u8>)]) -> Vec<Vec<u8>> {
+    changes.iter().map(|(hash, _, _)| hash.clone()).collect()
 }
 
 /// A document as the server keeps and sends it: automerge's save without its per-column

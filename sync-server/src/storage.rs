@@ -27,7 +27,7 @@ mod sqlite;
 pub use postgres::{
     LOG_LOCK as POSTGRES_LOG_LOCK, PostgresError, PostgresStorage, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION,
 };
-pub use sqlite::{SCHEMA_VERSION, SqliteStorage};
+pub use sqlite::{RESTORE_SEQ_GAP, SCHEMA_VERSION, SqliteStorage};
 
 /// Opens the database named by `--database`: a `postgres://` or `postgresql://` URL is a
 /// PostgreSQL database, anything else the path of a SQLite file.
@@ -113,6 +113,19 @@ pub struct Device {
     pub token_expires_ms: Option<i64>,
     /// Its last authenticated request (ms since 1970), to the minute.
     pub last_seen_ms: Option<i64>,
+    /// What it reported with its last sync, to the minute.
+    pub last_sync: Option<SyncReport>,
+}
+
+/// What a device reported with a sync (for the operator's list of devices).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    /// When the sync was answered (ms since 1970, the server's clock).
+    pub at_ms: i64,
+    /// The wangge-core version the device runs.
+    pub version: String,
+    /// Its edits waiting to be pushed once the sync was answered.
+    pub pending: i64,
 }
 
 /// Where a document stands with a device.
@@ -124,6 +137,9 @@ pub enum HeldState {
     Held,
     /// The device was told to remove it; not yet confirmed.
     Removing,
+    /// The device holds an older generation of it (the server compacted it): it gets the
+    /// current one whole, or, a client that cannot take it so, is told to remove it first.
+    Stale,
 }
 
 impl HeldState {
@@ -132,6 +148,7 @@ impl HeldState {
             HeldState::Sent => "sent",
             HeldState::Held => "held",
             HeldState::Removing => "removing",
+            HeldState::Stale => "stale",
         }
     }
 
@@ -139,6 +156,7 @@ impl HeldState {
         match code {
             "sent" => HeldState::Sent,
             "removing" => HeldState::Removing,
+            "stale" => HeldState::Stale,
             _ => HeldState::Held,
         }
     }
@@ -242,6 +260,8 @@ pub trait Storage: Send + Sync + 'static {
     fn revoke_device(&self, device_id: &str) -> Result<bool>;
     /// Records a device's request: when it was seen, and its token's new expiry.
     fn renew_device(&self, device_id: &str, last_seen_ms: i64, token_expires_ms: i64) -> Result<()>;
+    /// Records what a device reported with a sync.
+    fn record_sync(&self, device_id: &str, report: &SyncReport) -> Result<()>;
     fn snapshot(&self, doc: &str) -> Result<Option<Vec<u8>>>;
     /// A document's snapshot and version, read together.
     fn document(&self, doc: &str) -> Result<Option<StoredDocument>>;

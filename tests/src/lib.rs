@@ -17,6 +17,8 @@ use wangge_server::{Service, SqliteStorage, Worker};
 #[derive(Debug)]
 pub struct TestServer {
     pub url: String,
+    /// The operator's listener: `/status`, `/metrics`.
+    pub admin_url: String,
     pub service: Service<SqliteStorage>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: TempDir,
@@ -41,17 +43,21 @@ impl TestServer {
         let service = Service::with_access(storage, policy);
         let (listener, addr) =
             wangge_server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a loopback port");
+        let (admin, admin_addr) =
+            wangge_server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a loopback port");
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = service.clone();
         tokio::spawn(async move {
-            let _ = wangge_server::serve(listener, running, async {
+            let _ = wangge_server::serve_with_admin(listener, Some(admin), running, async {
                 let _ = stopped.await;
             })
             .await;
         });
         let url = format!("http://{addr}");
+        let admin_url = format!("http://{admin_addr}");
         wait_until_ready(&url).await;
-        TestServer { url, service, shutdown: Some(shutdown), _dir: dir }
+        wait_until_ready(&admin_url).await;
+        TestServer { url, admin_url, service, shutdown: Some(shutdown), _dir: dir }
     }
 
     /// The server's SQLite file (for tests that inspect or damage it directly).

@@ -16,8 +16,8 @@
 use automerge::ChangeHash;
 use rusqlite::OptionalExtension;
 
-use super::wire::{DocChanges, EnrollResponse, MAX_PUSH_BYTES, SyncRequest, SyncResponse};
-use crate::crdt::{DocId, DocKind};
+use super::wire::{DeviceStatus, DocChanges, EnrollResponse, MAX_PUSH_BYTES, SyncRequest, SyncResponse};
+use crate::crdt::{DocId, DocKind, generation};
 use crate::incident::Actor;
 use crate::incident::roles::{DepartmentCode, Role};
 use crate::model::{Grid, GridCode, GridKind};
@@ -145,7 +145,14 @@ impl Store {
         }
         let received = self.meta_list("sync_received")?;
         let reset = self.meta_list("sync_reset")?;
-        Ok(SyncRound { request: SyncRequest { cursor, pushes, pull_budget, received, reset }, pushed, more_to_push })
+        let status = DeviceStatus {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pending: self.pending_changes()?,
+            all_pushed: !more_to_push,
+        };
+        let request =
+            SyncRequest { cursor, pushes, pull_budget, received, reset, status: Some(status), generations: Some(true) };
+        Ok(SyncRound { request, pushed, more_to_push })
     }
 
     /// Ends a round with the server's response: acknowledgements, then pulled documents,
@@ -178,7 +185,9 @@ impl Store {
         for pull in response.pulls {
             let is_snapshot = pull.snapshot.is_some();
             match self.apply_pull(pull.doc.as_str(), pull.snapshot, pull.changes) {
-                Ok(n_bytes) => {
+                Ok((n_bytes, replayed)) => {
+                    // Edits replayed onto a new generation are pushed at once.
+                    outcome.more |= replayed;
                     outcome.n_pulled_bytes += n_bytes;
                     outcome.n_pulled_docs += 1;
                     outcome.changed_docs.push(pull.doc.clone());
@@ -236,13 +245,14 @@ impl Store {
 }
 
 impl Store {
-    /// Applies one pulled document (a snapshot, changes, or both); returns its bytes.
+    /// Applies one pulled document (a snapshot, changes, or both); returns its bytes, and
+    /// whether a new generation replaced the device's copy with unsynced edits replayed.
     fn apply_pull(
         &self,
         doc: &str,
         snapshot: Option<serde_bytes::ByteBuf>,
         pulled: Vec<serde_bytes::ByteBuf>,
-    ) -> Result<usize> {
+    ) -> Result<(usize, bool)> {
         let doc_id = DocId::parse(doc)
             .ok_or_else(|| Error::document(doc, "the server sent a document id this version does not know"))?;
         if matches!(doc_id.kind, DocKind::Register | DocKind::Sensitive) && self.heads(&doc_id).is_err() {
@@ -261,12 +271,30 @@ impl Store {
         if let Some(snapshot) = snapshot {
             n_bytes += snapshot.len();
             let mut saved = automerge::AutoCommit::load(&snapshot).map_err(|error| Error::document(doc, error))?;
+            if matches!(doc_id.kind, DocKind::Register | DocKind::Sensitive) {
+                // A newer generation (the server compacted the document) replaces this
+                // device's copy, with its unsynced edits replayed; never merged into it.
+                let theirs = generation::generation(&saved);
+                let ours = self.generation_of(&doc_id)?;
+                if theirs > ours {
+                    let moved = self.replace_generation(&doc_id, saved)?;
+                    n_bytes += pulled.iter().map(|change| change.len()).sum::<usize>();
+                    let pulled: Vec<Vec<u8>> = pulled.into_iter().map(serde_bytes::ByteBuf::into_vec).collect();
+                    if !pulled.is_empty() {
+                        self.apply_changes(&doc_id, &pulled)?;
+                    }
+                    return Ok((n_bytes, moved.replayed.n_changes > 0));
+                }
+                if theirs < ours {
+                    return Err(Error::document(doc, "the server sent an older generation than this device holds"));
+                }
+            }
             changes.extend(saved.get_changes(&[]).into_iter().map(|change| change.raw_bytes().to_vec()));
         }
         n_bytes += pulled.iter().map(|change| change.len()).sum::<usize>();
         changes.extend(pulled.into_iter().map(serde_bytes::ByteBuf::into_vec));
         self.apply_changes(&doc_id, &changes)?;
-        Ok(n_bytes)
+        Ok((n_bytes, false))
     }
 }
 

@@ -95,6 +95,26 @@ pub struct SyncRequest {
     /// whole.
     #[serde(default)]
     pub reset: Vec<String>,
+    /// What the device says about itself, for the operator's list of devices.
+    #[serde(default)]
+    pub status: Option<DeviceStatus>,
+    /// `true`: the device takes a newer generation of a grid document (the server compacted
+    /// it) as a snapshot that replaces its copy, replaying its unsynced edits onto it
+    /// (protocol §4.7). Absent or `false` (clients before compaction): the server has the
+    /// device remove its copy (exporting its unsynced edits) and then sends it anew.
+    #[serde(default)]
+    pub generations: Option<bool>,
+}
+
+/// A device's report of itself, sent with each sync.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    /// The wangge-core version it runs.
+    pub version: String,
+    /// Its local edits not yet acknowledged when it sent the request.
+    pub pending: u64,
+    /// Whether the request pushes all of them (then none wait once it is acknowledged).
+    pub all_pushed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -251,6 +271,8 @@ mod tests {
             pull_budget: DEFAULT_PULL_BUDGET,
             received: vec!["sensitive/440703001001001".into()],
             reset: vec!["incident/01934b1e-0000-7000-8000-000000000001".into()],
+            status: Some(DeviceStatus { version: "0.1.0".into(), pending: 3, all_pushed: true }),
+            generations: Some(true),
         };
         assert_eq!(decode::<SyncRequest>(&encode(&request)).unwrap(), request);
         let upload = BlobUploadRequest {

@@ -108,6 +108,7 @@ mod tests {
             revoked: false,
             token_expires_ms,
             last_seen_ms,
+            last_sync: None,
         }
     }
 

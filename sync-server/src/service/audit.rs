@@ -14,7 +14,6 @@ use automerge::{AutoCommit, Change, ReadDoc, Value};
 use wangge_core::activity::doc as activity_doc;
 use wangge_core::crdt::{DocId, DocKind};
 use wangge_core::incident::doc as incident_doc;
-use wangge_core::reference;
 
 use super::{Result, Service};
 use crate::storage::{LogEntry, Storage};
@@ -47,7 +46,7 @@ pub struct AuditLine {
     pub doc: String,
     /// The change's hash (hex): what links it into its document's history.
     pub hash: String,
-    /// The device that made it (`server` for reference data).
+    /// The device that made it (`server` for reference data and compactions).
     pub device: String,
     pub person: String,
     /// When the device says it made it (ms since 1970; informational).
@@ -64,6 +63,7 @@ impl<S: Storage> Service<S> {
     pub fn verify_log(&self) -> Result<LogCheck> {
         let authors: HashSet<Vec<u8>> = self.storage.devices()?.into_iter().map(|device| device.actor).collect();
         let mut snapshots: HashMap<String, Option<AutoCommit>> = HashMap::new();
+        let mut generations = super::compaction::GenerationCache::new();
         let mut check = LogCheck::default();
         let mut after = 0;
         loop {
@@ -72,7 +72,7 @@ impl<S: Storage> Service<S> {
             after = last.seq;
             for stored in &page {
                 check.n_changes += 1;
-                if let Some(problem) = self.problem_of(stored, &authors, &mut snapshots)? {
+                if let Some(problem) = self.problem_of(stored, &authors, &mut snapshots, &mut generations)? {
                     check.problems.push(format!("change #{} of {}: {problem}", stored.seq, stored.doc));
                 }
             }
@@ -85,6 +85,7 @@ impl<S: Storage> Service<S> {
         stored: &LogEntry,
         authors: &HashSet<Vec<u8>>,
         snapshots: &mut HashMap<String, Option<AutoCommit>>,
+        generations: &mut super::compaction::GenerationCache,
     ) -> Result<Option<&'static str>> {
         let Ok(change) = Change::from_bytes(stored.bytes.clone()) else {
             return Ok(Some("does not decode: the stored bytes were damaged or altered"));
@@ -95,7 +96,8 @@ impl<S: Storage> Service<S> {
         if change.actor_id().to_bytes() != stored.actor.as_slice() {
             return Ok(Some("its author is not the one logged"));
         }
-        if !authors.contains(&stored.actor) && stored.actor.as_slice() != reference::SERVER_ACTOR {
+        // The server writes reference data and compactions (`crdt::generation`).
+        if !authors.contains(&stored.actor) && !wangge_core::crdt::generation::is_compaction_actor(&stored.actor) {
             return Ok(Some("authored by no enrolled device"));
         }
         if !snapshots.contains_key(&stored.doc) {
@@ -106,6 +108,19 @@ impl<S: Storage> Service<S> {
             .get_mut(&stored.doc)
             .and_then(Option::as_mut)
             .is_some_and(|doc| doc.get_change_by_hash(&change.hash()).is_some());
+        // A compacted document's earlier generations are rebuilt from the log, and checked
+        // against what the change that replaced each says it replaced.
+        if held && !super::compaction::starts_generation(stored) {
+            return Ok(None);
+        }
+        if !generations.contains_key(&stored.doc) {
+            generations.insert(stored.doc.clone(), self.earlier_generations(&stored.doc)?);
+        }
+        let earlier = generations.get(&stored.doc);
+        if earlier.is_some_and(|earlier| earlier.broken_starts.contains(&stored.hash)) {
+            return Ok(Some("the generation it starts does not match the log's earlier generation"));
+        }
+        let held = held || earlier.is_some_and(|earlier| earlier.held.contains(&stored.hash));
         Ok((!held).then_some("its document's snapshot does not hold it"))
     }
 
@@ -117,7 +132,7 @@ impl<S: Storage> Service<S> {
             .map(|device| (device.actor.as_slice(), (device.id.as_str(), device.person.as_str())))
             .collect();
         let line = |stored: LogEntry| {
-            let (device, person) = if stored.actor.as_slice() == reference::SERVER_ACTOR {
+            let (device, person) = if wangge_core::crdt::generation::is_compaction_actor(&stored.actor) {
                 ("server", "")
             } else {
                 by_actor.get(stored.actor.as_slice()).copied().unwrap_or(("unknown", ""))

@@ -144,6 +144,15 @@ impl std::fmt::Debug for Center {
     }
 }
 
+/// How many incidents are due soon and overdue across the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IncidentsDue {
+    /// Running, at most one working day left.
+    pub soon: usize,
+    /// With a department past the deadline.
+    pub overdue: usize,
+}
+
 /// A center token, as issued: the console's device id (what `revoke` takes) and the token
 /// (shown once; the server keeps its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +294,7 @@ impl<S: Storage> Service<S> {
             revoked: false,
             token_expires_ms: Some(self.access.expiry_from(now)),
             last_seen_ms: None,
+            last_sync: None,
         };
         let redeemed = self.storage.redeem_enrollment_code(
             &hash_secret(&code),
@@ -316,6 +326,23 @@ impl<S: Storage> Service<S> {
         Ok(Staff { person: worker.person, role, grids, actor: device.actor })
     }
 
+    /// Incidents due within a working day and overdue, over the whole server, now (for
+    /// the operator's metrics and status page).
+    pub fn incidents_due(&self) -> std::result::Result<IncidentsDue, ServiceError> {
+        let now = self.center_now();
+        let state = self.center.index.current(&*self.storage)?;
+        let mut due = IncidentsDue::default();
+        for (id, incident) in &state.incidents {
+            let summary = state.summary(*id, incident, now);
+            if Due::Overdue.selects(summary.phase, summary.deadline.as_ref()) {
+                due.overdue += 1;
+            } else if Due::Soon.selects(summary.phase, summary.deadline.as_ref()) {
+                due.soon += 1;
+            }
+        }
+        Ok(due)
+    }
+
     /// The incidents of a selection, newest report first, with their deadlines now.
     pub fn center_queue(&self, token: &str, query: &QueueQuery) -> Result<Queue> {
         let staff = self.center_staff(token)?;
@@ -332,7 +359,8 @@ impl<S: Storage> Service<S> {
             })
             .collect();
         drop(state);
-        entries.sort_by(|a, b| (b.summary.reported_at, b.summary.id).cmp(&(a.summary.reported_at, a.summary.id)));
+        // Newest report first (ids break ties).
+        entries.sort_by_key(|entry| std::cmp::Reverse((entry.summary.reported_at, entry.summary.id)));
         let total = entries.len();
         let limit = match query.limit {
             0 => 100,
@@ -391,11 +419,14 @@ impl<S: Storage> Service<S> {
                 return Err(ServiceError::Malformed("the action made no change".into()));
             };
             let change = (change.hash().0.to_vec(), staff.actor.clone(), change.raw_bytes().to_vec());
+            // An archive starts the incident's retention on devices (`service/retention.rs`).
+            let received = std::slice::from_ref(&change.0);
+            let scopes = self.incident_scopes(&doc_id, &doc, scopes_of(&doc_id, &doc), received, now_ms())?;
             let update = DocUpdate {
                 doc: key.clone(),
                 base: Some(stored.version),
                 snapshot: wire_snapshot(&mut doc),
-                scopes: scopes_of(&doc_id, &doc),
+                scopes,
                 changes: vec![change],
                 blob_refs: blob_refs_of(&doc_id, &doc),
             };

@@ -30,7 +30,10 @@ CREATE TABLE IF NOT EXISTS "devices" (
     "created_ms" bigint NOT NULL,
     "revoked" boolean NOT NULL DEFAULT false,
     "token_expires_ms" bigint,  -- NULL: enrolled before tokens expired
-    "last_seen_ms" bigint
+    "last_seen_ms" bigint,
+    "last_sync_ms" bigint,  -- its last sync's report; NULL: none yet
+    "version" text,
+    "pending" bigint
 );
 CREATE INDEX IF NOT EXISTS "devices_person" ON "devices" ("person");
 CREATE TABLE IF NOT EXISTS "documents" ("doc_id" text PRIMARY KEY, "snapshot" bytea NOT NULL);

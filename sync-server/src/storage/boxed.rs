@@ -32,6 +32,7 @@ forward! {
     device_by_token(token_hash: &str) -> Option<Device>;
     revoke_device(device_id: &str) -> bool;
     renew_device(device_id: &str, last_seen_ms: i64, token_expires_ms: i64) -> ();
+    record_sync(device_id: &str, report: &SyncReport) -> ();
     snapshot(doc: &str) -> Option<Vec<u8>>;
     document(doc: &str) -> Option<StoredDocument>;
     commit(updates: &[DocUpdate], received_ms: i64) -> ();

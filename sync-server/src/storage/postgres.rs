@@ -36,8 +36,16 @@ use ::r2d2_postgres::{PostgresConnectionManager, r2d2};
 
 use super::*;
 
-/// The schema version this server writes (`schema_version.version`). 1: the first.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this server writes (`schema_version.version`). 1: the first; 2:
+/// devices' last sync report.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Version 1 → 2: devices' last sync report.
+const UPGRADE_FROM_1: &str = r#"
+ALTER TABLE "devices" ADD COLUMN "last_sync_ms" bigint;
+ALTER TABLE "devices" ADD COLUMN "version" text;
+ALTER TABLE "devices" ADD COLUMN "pending" bigint;
+"#;
 
 const SCHEMA: &str = include_str!("../sql/postgres.sql");
 
@@ -130,7 +138,10 @@ fn migrate(client: &mut pg::Client) -> Result<()> {
         if let Some(found) = found.filter(|found| *found > SCHEMA_VERSION) {
             return Err(StorageError::NewerSchema { found, supported: SCHEMA_VERSION });
         }
-        // Upgrades from older versions go here, one step per version, before the schema.
+        // Upgrades from older versions, one step per version, before the schema.
+        if found == Some(1) {
+            tx.batch_execute(UPGRADE_FROM_1)?;
+        }
     }
     tx.batch_execute(SCHEMA)?;
     tx.execute(
@@ -155,7 +166,8 @@ fn worker_row(row: &Row) -> Result<(Worker, WorkerContact)> {
     Ok((worker, WorkerContact { name: row.try_get(4)?, phone: row.try_get(5)? }))
 }
 
-const DEVICE_COLUMNS: &str = "id, person, actor, revoked, token_expires_ms, last_seen_ms";
+const DEVICE_COLUMNS: &str =
+    "id, person, actor, revoked, token_expires_ms, last_seen_ms, last_sync_ms, version, pending";
 
 fn device_row(row: &Row) -> Result<Device> {
     Ok(Device {
@@ -165,6 +177,10 @@ fn device_row(row: &Row) -> Result<Device> {
         revoked: row.try_get(3)?,
         token_expires_ms: row.try_get(4)?,
         last_seen_ms: row.try_get(5)?,
+        last_sync: match (row.try_get(6)?, row.try_get(7)?, row.try_get(8)?) {
+            (Some(at_ms), Some(version), Some(pending)) => Some(SyncReport { at_ms, version, pending }),
+            _ => None,
+        },
     })
 }
 
@@ -392,6 +408,14 @@ impl Storage for PostgresStorage {
 
     fn revoke_device(&self, device_id: &str) -> Result<bool> {
         Ok(self.client()?.execute("UPDATE devices SET revoked = true WHERE id = $1", &[&device_id])? > 0)
+    }
+
+    fn record_sync(&self, device_id: &str, report: &SyncReport) -> Result<()> {
+        self.client()?.execute(
+            "UPDATE devices SET last_sync_ms = $2, version = $3, pending = $4 WHERE id = $1",
+            &[&device_id, &report.at_ms, &report.version, &report.pending],
+        )?;
+        Ok(())
     }
 
     fn renew_device(&self, device_id: &str, last_seen_ms: i64, token_expires_ms: i64) -> Result<()> {

@@ -2,8 +2,9 @@
 //!
 //! The schema carries its version in `PRAGMA user_version`; opening an older database
 //! upgrades it in one transaction (`UPGRADE_FROM_0`: workers' posted contact;
-//! `UPGRADE_FROM_1`: token expiry, devices' last request, changes' receive time), and a
-//! database from a newer server is refused untouched.
+//! `UPGRADE_FROM_1`: token expiry, devices' last request, changes' receive time;
+//! `UPGRADE_FROM_2`: devices' last sync report), and a database from a newer server is
+//! refused untouched.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,8 +22,12 @@ pub struct SqliteStorage {
 
 /// The schema version this server writes (`PRAGMA user_version`). 0: before versions
 /// were kept; 1: workers' posted contact (`name`, `phone`); 2: devices' token expiry and
-/// last request, changes' receive time.
-pub const SCHEMA_VERSION: i64 = 2;
+/// last request, changes' receive time; 3: devices' last sync report.
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// How far a restore moves the log's numbering past the backup's last change: more
+/// changes than the server could have accepted between the backup and the restore.
+pub const RESTORE_SEQ_GAP: i64 = 1_000_000;
 
 /// The current schema; `open` creates what is missing after upgrading older tables.
 const SCHEMA: &str = "
@@ -42,7 +47,8 @@ CREATE TABLE IF NOT EXISTS devices (
     id TEXT PRIMARY KEY, person TEXT NOT NULL REFERENCES workers(person), actor BLOB NOT NULL UNIQUE,
     token_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,
     token_expires_ms INTEGER,  -- NULL: enrolled before tokens expired
-    last_seen_ms INTEGER
+    last_seen_ms INTEGER,
+    last_sync_ms INTEGER, version TEXT, pending INTEGER  -- its last sync's report; NULL: none yet
 ) STRICT;
 CREATE INDEX IF NOT EXISTS devices_person ON devices(person);
 CREATE TABLE IF NOT EXISTS documents (doc_id TEXT PRIMARY KEY, snapshot BLOB NOT NULL) STRICT;
@@ -107,6 +113,13 @@ ALTER TABLE devices ADD COLUMN last_seen_ms INTEGER;
 ALTER TABLE changes ADD COLUMN received_ms INTEGER;
 ";
 
+/// Version 2 → 3: devices' last sync report.
+const UPGRADE_FROM_2: &str = "
+ALTER TABLE devices ADD COLUMN last_sync_ms INTEGER;
+ALTER TABLE devices ADD COLUMN version TEXT;
+ALTER TABLE devices ADD COLUMN pending INTEGER;
+";
+
 /// Brings a database to [`SCHEMA_VERSION`] in one transaction: each upgrade step from
 /// its version, then whatever tables are missing.
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -127,6 +140,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         }
         if version < 2 {
             tx.execute_batch(UPGRADE_FROM_1)?;
+        }
+        if version < 3 {
+            tx.execute_batch(UPGRADE_FROM_2)?;
         }
     }
     tx.execute_batch(SCHEMA)?;
@@ -193,6 +209,56 @@ impl SqliteStorage {
         migrate(&mut conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    /// Copies the database, consistent, into a new file at `to` while the server may run
+    /// (SQLite's online backup, a few hundred pages at a time so writers are not held up).
+    pub fn backup_to(&self, to: &Path) -> Result<()> {
+        if to.exists() {
+            return Err(StorageError::Conflict(format!("{} exists: the backup goes to a new file", to.display())));
+        }
+        let mut copy = Connection::open(to)?;
+        let conn = self.conn();
+        let backup = rusqlite::backup::Backup::new(&conn, &mut copy)?;
+        backup.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
+        Ok(())
+    }
+
+    /// Replaces the whole database by a backup (checked first: a wangge-server database
+    /// of this or an older version; the current one is left untouched otherwise), upgrades
+    /// it, and moves the log's numbering [`RESTORE_SEQ_GAP`] past the backup's, so that a
+    /// device whose cursor is beyond what the backup holds skips none of the next changes.
+    pub fn restore_from(&self, from: &Path) -> Result<()> {
+        let source = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let version: i64 = source.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StorageError::NewerSchema { found: version, supported: SCHEMA_VERSION });
+        }
+        let is_wangge: bool = source.query_row(
+            "SELECT count(*) = 2 FROM sqlite_schema WHERE type = 'table' AND name IN ('changes', 'devices')",
+            [],
+            |row| row.get(0),
+        )?;
+        if !is_wangge {
+            return Err(StorageError::Conflict(format!("{} is not a wangge-server database", from.display())));
+        }
+        let mut conn = self.conn();
+        rusqlite::backup::Backup::new(&source, &mut conn)?.run_to_completion(
+            256,
+            std::time::Duration::from_millis(5),
+            None,
+        )?;
+        migrate(&mut conn)?;
+        // AUTOINCREMENT continues after the greater of this row and the table's largest seq.
+        let moved = conn.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT max(seq) FROM changes), 0)) + ?1
+             WHERE name = 'changes'",
+            [RESTORE_SEQ_GAP],
+        )?;
+        if moved == 0 {
+            conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('changes', ?1)", [RESTORE_SEQ_GAP])?;
+        }
+        Ok(())
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -370,6 +436,14 @@ impl Storage for SqliteStorage {
 
     fn revoke_device(&self, device_id: &str) -> Result<bool> {
         Ok(self.conn().execute("UPDATE devices SET revoked = 1 WHERE id = ?1", [device_id])? > 0)
+    }
+
+    fn record_sync(&self, device_id: &str, report: &SyncReport) -> Result<()> {
+        self.conn().execute(
+            "UPDATE devices SET last_sync_ms = ?2, version = ?3, pending = ?4 WHERE id = ?1",
+            params![device_id, report.at_ms, report.version, report.pending],
+        )?;
+        Ok(())
     }
 
     fn renew_device(&self, device_id: &str, last_seen_ms: i64, token_expires_ms: i64) -> Result<()> {
@@ -626,7 +700,8 @@ fn log_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
     })
 }
 
-const DEVICE_COLUMNS: &str = "id, person, actor, revoked, token_expires_ms, last_seen_ms";
+const DEVICE_COLUMNS: &str =
+    "id, person, actor, revoked, token_expires_ms, last_seen_ms, last_sync_ms, version, pending";
 
 fn device_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     Ok(Device {
@@ -636,6 +711,10 @@ fn device_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         revoked: row.get(3)?,
         token_expires_ms: row.get(4)?,
         last_seen_ms: row.get(5)?,
+        last_sync: match (row.get(6)?, row.get(7)?, row.get(8)?) {
+            (Some(at_ms), Some(version), Some(pending)) => Some(SyncReport { at_ms, version, pending }),
+            _ => None,
+        },
     })
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use wangge_server::storage::{
     BlobAppend, BlobRecord, Device, DocUpdate, GridRecord, HeldState, PostgresStorage, SqliteStorage, Storage,
-    StorageError, StoredDocument, Worker, WorkerContact,
+    StorageError, StoredDocument, SyncReport, Worker, WorkerContact,
 };
 
 use crate::pg;
@@ -90,6 +90,7 @@ fn new_device(id: &str, actor: u8) -> Device {
         revoked: false,
         token_expires_ms: Some(900_000),
         last_seen_ms: None,
+        last_sync: None,
     }
 }
 
@@ -246,6 +247,7 @@ fn devices_are_found_by_token_renewed_listed_and_revoked<B: Backend>() {
         revoked: false,
         token_expires_ms: Some(900_000),
         last_seen_ms: Some(2_000),
+        last_sync: None,
     };
     assert_eq!(found, expected);
     assert_eq!(storage.device_by_token("token-d3").unwrap(), None);
@@ -253,6 +255,10 @@ fn devices_are_found_by_token_renewed_listed_and_revoked<B: Backend>() {
     storage.renew_device("d1", 60_000, 1_000_000).unwrap();
     let renewed = storage.device_by_token("token-d1").unwrap().unwrap();
     assert_eq!((renewed.last_seen_ms, renewed.token_expires_ms), (Some(60_000), Some(1_000_000)));
+    let report = SyncReport { at_ms: 61_000, version: "0.1.0".into(), pending: 3 };
+    storage.record_sync("d1", &report).unwrap();
+    assert_eq!(storage.device_by_token("token-d1").unwrap().unwrap().last_sync, Some(report));
+    assert_eq!(storage.device_by_token("token-d2").unwrap().unwrap().last_sync, None);
 
     assert!(storage.revoke_device("d1").unwrap());
     assert!(!storage.revoke_device("d3").unwrap(), "no such device");

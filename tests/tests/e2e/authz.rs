@@ -492,6 +492,8 @@ async fn run(world: &World, case: &Case) -> Outcome {
                 pull_budget: 0,
                 received: vec![],
                 reset: vec![],
+                status: None,
+                generations: None,
             };
             let (status, body) = post(server, "/v1/sync", token, wire::encode(&request)).await;
             let (seq_after, snapshot_after) = (storage.max_seq().unwrap(), storage.snapshot(&doc).unwrap());

@@ -96,6 +96,8 @@ async fn malformed_unknown_forbidden_and_revoked_requests_are_refused() {
         pull_budget: 0,
         received: vec![],
         reset: vec![],
+        status: None,
+        generations: None,
     };
     assert_eq!(post(&server, "/v1/sync", Some(&token), wire::encode(&push)).await, (403, "forbidden".into()));
     part_time.sync().await;

@@ -196,6 +196,8 @@ async fn rewriting_someone_elses_action_is_refused() {
         pull_budget: 0,
         received: vec![],
         reset: vec![],
+        status: None,
+        generations: None,
     };
     let response = server.post_sync(&worker.store.sync_token().unwrap().unwrap(), &request).await;
     assert_eq!(response.status().as_u16(), 403);

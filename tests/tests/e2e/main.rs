@@ -10,11 +10,13 @@ mod bad_input;
 mod blobs;
 mod card;
 mod center;
+mod compaction;
 mod grids;
 mod incidents;
 mod ops;
 mod places;
 mod reference;
+mod retention;
 
 use wangge_core::Store;
 
