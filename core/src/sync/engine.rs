@@ -182,7 +182,13 @@ impl Store {
         }
         let mut failures = Vec::new();
         let mut set_aside_now = Vec::new();
-        for pull in response.pulls {
+        // A grid's register before its sensitive document: sensitive fields applied before
+        // their record (the server lists documents in log order, so an earlier sensitive
+        // edit puts the sensitive document first) look orphaned, and applying them deletes
+        // them: a new resident's phone was lost on every device that way.
+        let mut pulls = response.pulls;
+        pulls.sort_by_key(|pull| DocId::parse(&pull.doc).is_some_and(|doc_id| doc_id.kind == DocKind::Sensitive));
+        for pull in pulls {
             let is_snapshot = pull.snapshot.is_some();
             match self.apply_pull(pull.doc.as_str(), pull.snapshot, pull.changes) {
                 Ok((n_bytes, replayed)) => {
