@@ -826,3 +826,113 @@ async fn a_new_residents_phone_survives_a_pull_that_lists_the_sensitive_document
     assert_eq!(ids(&a.store, &phone), ["13900002222"]);
     assert_eq!(b.store.pending_changes().unwrap(), 0);
 }
+
+/// Issue 9, item 5: the connection goes down and up every 0.1 to 5 s for 20 s while four
+/// devices capture and sync; once it stays up, every device's outbox empties within a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_outbox_is_stuck_after_a_flapping_connection() {
+    let seed = env_u64("NETWORK_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |elapsed| elapsed.as_nanos() as u64)
+            >> 16
+    });
+    println!("flapping connection: seed {seed} (NETWORK_SEED=<seed> replays its schedule)");
+    let mut rng = Rng::new(seed);
+    let server = Server::start().await;
+    let grid = server.grid("440703001001001");
+    // Up or down, and while up a few faults besides.
+    let proxy = Proxy::start(&server.url, rng.next_u64(), 10).await;
+    let mut devices = Vec::new();
+    for (i, kind) in [Kind::FullTime, Kind::FullTime, Kind::PartTime, Kind::Leader].into_iter().enumerate() {
+        let person = format!("f{i}");
+        let role = kind.role();
+        let mut inner = server.device(&person, role.code(), &grid, &proxy.url).await;
+        inner.client = SyncClient::new(&proxy.url).unwrap().with_retries(3, Duration::from_millis(50));
+        devices.push(Arc::new(Device {
+            name: format!("device {i} ({})", role.code()),
+            kind,
+            actor: Actor { person, role, department: None },
+            inner,
+            created: Mutex::default(),
+            own_floors: Mutex::default(),
+            own_phones: Mutex::default(),
+            n_syncs: Mutex::default(),
+        }));
+    }
+    let records = generate_grid(
+        &grid,
+        &DemoOptions { seed, households: 3, organizations: 0, components: 0, ..Default::default() },
+    );
+    devices[0].inner.store.import(&grid, &records).unwrap();
+    let hot =
+        Hot { building: records.buildings[0].0, household: records.households[0].0, resident: records.residents[0].0 };
+    for device in &devices {
+        sync_until_ok(device).await.unwrap();
+    }
+
+    let flapping = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut work = tokio::task::JoinSet::new();
+    for device in &devices {
+        let (device, grid, flapping) = (device.clone(), grid.clone(), flapping.clone());
+        let mut device_rng = Rng::new(rng.next_u64());
+        work.spawn(async move {
+            while flapping.load(std::sync::atomic::Ordering::SeqCst) {
+                capture(&device, &grid, hot, &mut device_rng)?;
+                sync_once(&device).await?;
+                // The worker's pace between captures (not a wait for anything).
+                tokio::time::sleep(Duration::from_millis(device_rng.between(20, 300))).await;
+            }
+            Ok::<_, String>(())
+        });
+    }
+    let started = Instant::now();
+    let mut n_flaps = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        proxy.set_down(true);
+        tokio::time::sleep(Duration::from_millis(rng.between(100, 5000))).await;
+        proxy.set_down(false);
+        n_flaps += 1;
+        tokio::time::sleep(Duration::from_millis(rng.between(100, 5000))).await;
+    }
+    // The last fault: from here on the connection stays up and passes everything.
+    proxy.set_fault_percent(0);
+    let last_fault = Instant::now();
+    flapping.store(false, std::sync::atomic::Ordering::SeqCst);
+    while let Some(joined) = work.join_next().await {
+        joined.unwrap().unwrap();
+    }
+    let n_syncs: usize = devices.iter().map(|device| device.n_syncs.lock().unwrap().0).sum();
+    let n_failed: usize = devices.iter().map(|device| device.n_syncs.lock().unwrap().1).sum();
+    println!(
+        "{n_flaps} flaps in {:.1} s, {} connections or requests refused while down; {n_syncs} syncs, {n_failed} failed",
+        started.elapsed().as_secs_f64(),
+        proxy.n_refused()
+    );
+    assert!(proxy.n_refused() > 0, "the connection never went down under a device");
+
+    // The app syncs on its own schedule; poll until every outbox is empty.
+    loop {
+        for device in &devices {
+            sync_once(device).await.unwrap();
+        }
+        let pending: Vec<u64> = devices.iter().map(|device| device.inner.store.pending_changes().unwrap()).collect();
+        if pending.iter().all(|&n| n == 0) {
+            println!("every outbox empty {:.1} s after the last fault", last_fault.elapsed().as_secs_f64());
+            break;
+        }
+        if last_fault.elapsed() > Duration::from_secs(60) {
+            let states: Vec<String> = devices
+                .iter()
+                .map(|device| {
+                    let store = &device.inner.store;
+                    format!("{}: {:?}; outbox {:?}", device.name, store.sync_status(), dump(store, OUTBOX))
+                })
+                .collect();
+            panic!("a minute after the last fault, pending {pending:?}:\n{}", states.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    settle(&devices).await.unwrap();
+    check_converged(&devices).unwrap();
+}
