@@ -314,7 +314,7 @@ fn capture(device: &Device, grid: &GridCode, hot: Hot, rng: &mut Rng) -> Result<
             let given = phone.clone();
             let resident = NewResident {
                 household: Some(hot.household),
-                name: PersonName::parse(*rng.pick::<&str>(&["张伟", "王芳", "李娜", "刘洋", "陈静"])).unwrap(),
+                name: PersonName::parse(rng.pick::<&str>(&["张伟", "王芳", "李娜", "刘洋", "陈静"])).unwrap(),
                 id_number: None,
                 phone,
                 gender: Some(Gender::Female),
