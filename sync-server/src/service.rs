@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use automerge::{AutoCommit, Change};
+use automerge::AutoCommit;
 use sha2::{Digest, Sha256};
 use wangge_core::activity::doc as activity_doc;
 use wangge_core::blobs::BlobHash;
@@ -887,7 +887,7 @@ impl<S: Storage> Service<S> {
         }
         let mut changes = Vec::with_capacity(push.changes.len());
         for bytes in &push.changes {
-            let change = Change::from_bytes(bytes.to_vec())
+            let change = wangge_core::crdt::untrusted::change(bytes.to_vec())
                 .map_err(|_| ServiceError::Malformed(format!("{}: a change does not decode", push.doc)))?;
             if change.actor_id().to_bytes() != device.actor.as_slice() {
                 return Err(ServiceError::Forbidden(format!("{}: a change is authored by another device", push.doc)));
@@ -931,7 +931,8 @@ impl<S: Storage> Service<S> {
                 (change.hash().0.to_vec(), change.actor_id().to_bytes().to_vec(), change.raw_bytes().to_vec())
             })
             .collect();
-        doc.apply_changes(changes)
+        // A device's bytes: a decoder panic in automerge is refused like any bad change.
+        wangge_core::crdt::untrusted::apply_changes(&mut doc, changes)
             .map_err(|_| ServiceError::Malformed(format!("{}: changes do not apply", push.doc)))?;
         if !doc.get_missing_deps(&[]).is_empty() {
             if let Some((up_to, _)) = held.get(&push.doc)

@@ -20,6 +20,7 @@ mod encode;
 mod fields;
 pub mod generation;
 mod record;
+pub mod untrusted;
 
 pub(crate) use encode::*;
 pub use fields::{FieldKind, FieldSpec, TAGS_KEY, field_spec, fields_of};

@@ -124,7 +124,7 @@ fn read(path: &Path, cipher: Option<&FileCipher>) -> Result<RemovedChanges> {
     };
     let changes = split_changes(&plain).ok_or_else(|| unreadable("its changes are damaged or cut short"))?;
     for change in &changes {
-        automerge::Change::from_bytes(change.clone()).map_err(|_| unreadable("its changes are damaged"))?;
+        crate::crdt::untrusted::change(change.clone()).map_err(|_| unreadable("its changes are damaged"))?;
     }
     Ok(RemovedChanges { doc, changes })
 }

@@ -563,7 +563,7 @@ impl Store {
             if n_new == 0 {
                 return Ok((0, None));
             }
-            doc.apply_changes(changes).map_err(|error| Error::document(doc_id, error))?;
+            crate::crdt::untrusted::apply_changes(doc, changes).map_err(|error| Error::document(doc_id, error))?;
             crate::crdt::check_layout(doc, doc_id)?;
             let n = documents::append(&tx, doc_id, doc, &chunk, 0, n)?;
             chunk_counts.insert(doc_id.clone(), n);

@@ -730,7 +730,7 @@ impl Store {
     pub fn apply_changes(&self, doc: &DocId, changes: &[Vec<u8>]) -> Result<usize> {
         let mut decoded = Vec::with_capacity(changes.len());
         for bytes in changes {
-            decoded.push(automerge::Change::from_bytes(bytes.clone()).map_err(|error| Error::document(doc, error))?);
+            decoded.push(crdt::untrusted::change(bytes.clone()).map_err(|error| Error::document(doc, error))?);
         }
         match doc.kind {
             DocKind::Incident => return self.apply_incident_changes(doc, decoded),
@@ -1274,7 +1274,7 @@ impl Capture<'_, '_> {
         }
         let before = doc.get_heads();
         self.dirty.insert(doc_id.clone());
-        doc.apply_changes(changes).map_err(|error| Error::document(doc_id, error))?;
+        crdt::untrusted::apply_changes(doc, changes).map_err(|error| Error::document(doc_id, error))?;
         // A peer on a newer version may have moved the layout on: refuse before projecting.
         crdt::check_layout(doc, doc_id)?;
         let after = doc.get_heads();

@@ -276,7 +276,7 @@ impl Store {
         let mut changes: Vec<Vec<u8>> = Vec::new();
         if let Some(snapshot) = snapshot {
             n_bytes += snapshot.len();
-            let mut saved = automerge::AutoCommit::load(&snapshot).map_err(|error| Error::document(doc, error))?;
+            let mut saved = crate::crdt::untrusted::load(&snapshot).map_err(|error| Error::document(doc, error))?;
             if matches!(doc_id.kind, DocKind::Register | DocKind::Sensitive) {
                 // A newer generation (the server compacted the document) replaces this
                 // device's copy, with its unsynced edits replayed; never merged into it.

@@ -1,0 +1,3 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wangge_fuzz::run(|| wangge_fuzz::targets::wire_sync_response(data)));
