@@ -431,11 +431,15 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
         // Its operator's pages on a port of their own, not the default one.
         server_args.extend(["--admin-listen".to_owned(), "127.0.0.1:0".to_owned()]);
     }
-    let server = Served::start(&program, &server_args, &dir.path().join("server.log"), "/readyz").await?;
+    let mut server = Served::start(&program, &server_args, &dir.path().join("server.log"), "/readyz").await?;
     let shown =
         if is_self { format!("{} serve (--server self)", program.display()) } else { program.display().to_string() };
     println!("server: {shown}, pid {}, {}", server.pid, server.url);
     let server_log = server.log.clone();
+    let database_files: Vec<PathBuf> = match &cluster {
+        Some(cluster) => vec![cluster.data.clone()],
+        None => ["server.db", "server.db-wal", "server.db-shm"].iter().map(|name| dir.path().join(name)).collect(),
+    };
     let sampler = Sampler::start(server.pid);
     let postgres_pids: Option<Vec<u32>> = cluster.as_ref().and_then(Cluster::postmaster).map(process::with_children);
     let transport = Transport::new(&server.url)?;
@@ -479,6 +483,10 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
         ms(summary.p99)
     );
     passed &= check("enrollment", &summary);
+    if let Some(ended) = server.ended() {
+        let kept = dir.keep();
+        return Err(format!("the server stopped: {ended}\n(the run's files are kept in {})", kept.display()));
+    }
 
     // The demo grids' first collection.
     let recorder = Arc::new(Recorder::default());
@@ -498,6 +506,10 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
         ms(summary.max)
     );
     passed &= check("the collection", &summary);
+    if let Some(ended) = server.ended() {
+        let kept = dir.keep();
+        return Err(format!("the server stopped: {ended}\n(the run's files are kept in {})", kept.display()));
+    }
 
     // First syncs.
     let recorder = Arc::new(Recorder::default());
@@ -531,6 +543,10 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
         );
     }
     passed &= check("the first syncs", &summary);
+    if let Some(ended) = server.ended() {
+        let kept = dir.keep();
+        return Err(format!("the server stopped: {ended}\n(the run's files are kept in {})", kept.display()));
+    }
 
     // Steady state against the server.
     let mut measured = Vec::new();
@@ -549,6 +565,10 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
         .await;
         print_measured(&phase, "server");
         passed &= check("the steady state", &phase.summary);
+        if let Some(ended) = server.ended() {
+            let kept = dir.keep();
+            return Err(format!("the server stopped: {ended}\n(the run's files are kept in {})", kept.display()));
+        }
         measured.push(phase);
     }
 
@@ -557,6 +577,10 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
     let (left, n_failed_captures) = run::final_syncs(&fleet, &transport, &recorder, args.setup_concurrency).await;
     let summary = recorder.summary(Duration::from_secs(1));
     passed &= check("the final syncs", &summary);
+    if let Some(ended) = server.ended() {
+        let kept = dir.keep();
+        return Err(format!("the server stopped: {ended}\n(the run's files are kept in {})", kept.display()));
+    }
     if left.is_empty() && n_failed_captures == 0 {
         println!("final sync: every change acknowledged, no capture failed");
     } else {
@@ -590,6 +614,8 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
         mb(end.peak_kb),
         postgres_pss.map_or_else(String::new, |kb| format!("; PostgreSQL's processes: {} (PSS)", mb(kb)))
     );
+    let on_disk: u64 = database_files.iter().map(|path| process::disk_bytes(path)).sum();
+    println!("server database on disk: {}", bytes(on_disk as f64));
     drop(sampler);
     server.stop();
 
@@ -599,7 +625,13 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
         let me = std::env::current_exe().map_err(|error| error.to_string())?;
         let baseline_args: Vec<String> =
             ["baseline", "--listen", "127.0.0.1:0"].iter().map(|a| (*a).to_owned()).collect();
-        let baseline = Served::start(&me, &baseline_args, &dir.path().join("baseline.log"), "/healthz").await?;
+        let baseline = match Served::start(&me, &baseline_args, &dir.path().join("baseline.log"), "/healthz").await {
+            Ok(baseline) => baseline,
+            Err(error) => {
+                let kept = dir.keep();
+                return Err(format!("the baseline: {error}\n(the run's files are kept in {})", kept.display()));
+            }
+        };
         let sampler = Sampler::start(baseline.pid);
         let transport = transport.with_base(&baseline.url);
         for (i, pace) in paces.iter().enumerate() {

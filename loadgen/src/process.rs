@@ -60,6 +60,15 @@ impl Served {
         Ok(served)
     }
 
+    /// Whether it has ended (it should not have): how, and the end of its log.
+    pub fn ended(&mut self) -> Option<String> {
+        let status = self.child.try_wait().ok()??;
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        Some(format!("it ended ({status}); the end of its log:\n{tail}"))
+    }
+
     /// Interrupts it (Ctrl-C: a server finishes requests in flight) and waits; kills it
     /// if it has not ended after 30 s.
     pub fn stop(mut self) {
@@ -93,6 +102,15 @@ fn served_url(line: &str) -> Option<String> {
     let start = line.find("http://")?;
     let url: String = line[start..].chars().take_while(|c| !c.is_whitespace() && *c != ',').collect();
     Some(url)
+}
+
+/// The bytes of the files under `path` (or of the file itself).
+pub fn disk_bytes(path: &Path) -> u64 {
+    let Ok(metadata) = std::fs::symlink_metadata(path) else { return 0 };
+    if !metadata.is_dir() {
+        return metadata.len();
+    }
+    std::fs::read_dir(path).into_iter().flatten().flatten().map(|entry| disk_bytes(&entry.path())).sum()
 }
 
 /// Resident memory and CPU time of a process, from `/proc/<pid>/status` and `stat`.
