@@ -67,7 +67,8 @@ enum Command {
         listen: Option<SocketAddr>,
         /// The operator's listener: `/status` (a page of devices, sync lag, refusals) and
         /// `/metrics` (Prometheus). Keep it off the public network. Env: WANGGE_ADMIN_LISTEN.
-        /// Default: 127.0.0.1:7879.
+        /// Default: 127.0.0.1:7879 with the default --listen; with another --listen, any
+        /// free loopback port (printed at start).
         #[arg(long, env = "WANGGE_ADMIN_LISTEN")]
         admin_listen: Option<SocketAddr>,
     },
@@ -334,17 +335,23 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         .with_incident_retention_ms(i64::from(retention_days) * 24 * 3600 * 1000);
     match cli.command {
         Command::Serve { listen, admin_listen } => {
-            let listen = listen.or(config.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7878)));
-            let admin_listen =
-                admin_listen.or(config.admin_listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7879)));
+            let default_listen = SocketAddr::from(([127, 0, 0, 1], 7878));
+            let listen = listen.or(config.listen).unwrap_or(default_listen);
+            // Beside the default address, the next port; beside another, any free loopback
+            // port (printed): two servers on one host never collide by default.
+            let default_admin = if listen == default_listen { 7879 } else { 0 };
+            let admin_listen = admin_listen
+                .or(config.admin_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_admin)));
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let (listener, addr) = wangge_server::bind(listen).await?;
                 let (admin, admin_addr) = wangge_server::bind(admin_listen).await?;
                 println!(
-                    "wangge-server: serving sync protocol v1 on http://{addr}, status and metrics on http://{admin_addr} (database {})",
+                    "wangge-server: serving sync protocol v1 on http://{addr} (database {})",
                     without_password(&database)
                 );
+                println!("wangge-server: status and metrics on http://{admin_addr}");
                 wangge_server::serve_with_admin(listener, Some(admin), service, stop_signal()).await
             })?;
         }
