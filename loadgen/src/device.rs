@@ -179,6 +179,11 @@ pub struct LightDevice {
     actionable: BTreeSet<String>,
     progressed: HashSet<String>,
     urged: HashSet<String>,
+    /// Incidents this device is done with (closed, or handed on): not kept in memory.
+    done: HashSet<String>,
+    /// The timeline marks of those, counted when they were let go: (applied, not applied),
+    /// and their phases.
+    retired: (usize, usize, BTreeMap<&'static str, usize>),
     pool: Pool,
     n_created: usize,
     rng: ChaCha8Rng,
@@ -236,6 +241,8 @@ impl LightDevice {
             actionable: BTreeSet::new(),
             progressed: HashSet::new(),
             urged: HashSet::new(),
+            done: HashSet::new(),
+            retired: (0, 0, BTreeMap::new()),
             pool,
             n_created: 0,
             rng,
@@ -264,10 +271,15 @@ impl LightDevice {
         self.pending.values().map(Vec::len).sum()
     }
 
-    /// The documents this device keeps in memory (and writes).
+    /// The documents this device keeps in memory (and writes). Of the incidents, only its
+    /// share of its group's (the others' are its colleagues' to act on), until it is done
+    /// with them; of the county and city staff, one watches every incident (and urges),
+    /// the others only pull, as supervisors reading the city's figures do.
     fn wants(&self, doc: &str) -> bool {
         if let Some(key) = doc.strip_prefix("incident/") {
-            return !key.is_empty() && (self.role.is_center() || self.role == Role::DepartmentHandler);
+            let acts = self.township.is_some() || self.role == Role::DepartmentHandler;
+            let watches = self.is_upper_center() && self.share.index == 0;
+            return !key.is_empty() && !self.done.contains(doc) && ((acts && self.share.takes(doc)) || watches);
         }
         if let Some(grid) = doc.strip_prefix("register/") {
             return self.grids.iter().any(|(code, _)| code == grid);
@@ -551,6 +563,29 @@ impl LightDevice {
         } else {
             self.actionable.remove(doc_id);
         }
+        // Done with it (and nothing of it unacknowledged): let it go.
+        let finished = match self.role {
+            Role::DepartmentHandler => !matches!(view.phase, Phase::Dispatched),
+            _ => match view.phase {
+                Phase::Archived => view.evaluated || !view.handled,
+                Phase::Refused | Phase::Withdrawn => true,
+                _ => false,
+            },
+        };
+        if finished && !self.pending.contains_key(doc_id) {
+            for mark in &state.marks {
+                match mark {
+                    wangge_core::incident::Mark::Applied => self.retired.0 += 1,
+                    wangge_core::incident::Mark::NotApplied(_) => self.retired.1 += 1,
+                }
+            }
+            *self.retired.2.entry(state.phase.code()).or_default() += 1;
+            self.docs.remove(doc_id);
+            self.incidents.remove(doc_id);
+            self.actionable.remove(doc_id);
+            self.done.insert(doc_id.to_owned());
+            return;
+        }
         self.incidents.insert(doc_id.to_owned(), view);
     }
 
@@ -642,6 +677,8 @@ impl LightDevice {
                 touched.insert(pull.doc.clone());
             }
         }
+        // Incidents just acknowledged may be done with now.
+        touched.extend(request.pushes.iter().map(|push| push.doc.clone()).filter(|doc| doc.starts_with("incident/")));
         for doc_id in &touched {
             if let Some(doc) = self.docs.get(doc_id)
                 && !doc.get_missing_deps(&[]).is_empty()
@@ -657,10 +694,10 @@ impl LightDevice {
         Ok(applied)
     }
 
-    /// The incidents this device holds, with their timelines' marks: (applied, not applied).
+    /// The incidents this device has held, with their timelines' marks: (applied, not
+    /// applied), and how many are in each phase.
     pub fn incident_marks(&self) -> (usize, usize, BTreeMap<&'static str, usize>) {
-        let (mut applied, mut not_applied) = (0, 0);
-        let mut phases = BTreeMap::new();
+        let (mut applied, mut not_applied, mut phases) = self.retired.clone();
         for (doc_id, doc) in &self.docs {
             if !doc_id.starts_with("incident/") {
                 continue;

@@ -251,6 +251,8 @@ struct Measured {
     /// Resident memory of the server (or the baseline): peak during the phase and at its end.
     rss_peak_kb: u64,
     rss_end_kb: u64,
+    /// The generator's own resident memory at the end of the phase.
+    generator_rss_kb: u64,
 }
 
 fn print_summary(summary: &Summary) {
@@ -283,14 +285,23 @@ fn print_summary(summary: &Summary) {
         summary.n_changes_pulled,
         summary.n_snapshots
     );
-    if summary.failures.is_empty() {
+    let refusals: Vec<String> = summary
+        .failures
+        .iter()
+        .filter(|(label, _)| label.as_str() != "transport")
+        .map(|(label, n)| format!("{label}: {n}"))
+        .collect();
+    if refusals.is_empty() {
         println!("    refusals    none");
     } else {
-        let failures: Vec<String> = summary.failures.iter().map(|(label, n)| format!("{label}: {n}")).collect();
-        println!("    refusals    {}", failures.join(", "));
+        println!("    refusals    {}", refusals.join(", "));
         for text in &summary.unexpected {
             println!("      unexpected: {text}");
         }
+    }
+    match &summary.transport_example {
+        None => println!("    no answer   none"),
+        Some(example) => println!("    no answer   {} requests (e.g. {example})", summary.n_transport),
     }
 }
 
@@ -298,11 +309,12 @@ fn print_measured(measured: &Measured, what: &str) {
     print_summary(&measured.summary);
     let database = measured.database_cores.map_or_else(String::new, |cores| format!(", PostgreSQL {cores:.2}"));
     println!(
-        "    {what:<11} RSS {} at the end, peak {}; CPU: {what} {:.2} cores{database}, generator {:.2} cores ({:.2} ms of {what} CPU per sync)",
+        "    {what:<11} RSS {} at the end, peak {}; CPU: {what} {:.2} cores{database}, generator {:.2} cores (RSS {}) ({:.2} ms of {what} CPU per sync)",
         mb(measured.rss_end_kb),
         mb(measured.rss_peak_kb),
         measured.server_cores,
         measured.generator_cores,
+        mb(measured.generator_rss_kb),
         measured.server_cores * 1000.0 / measured.summary.per_second.max(1e-9),
     );
     if measured.driven.n_no_device > 0 || measured.driven.max_lag > Duration::from_millis(100) {
@@ -347,6 +359,7 @@ async fn measure(
             .map(|(before, after)| (after - before) / seconds),
         rss_peak_kb: sampler.peak_kb(started, ended).max(after.rss_kb),
         rss_end_kb: after.rss_kb,
+        generator_rss_kb: me_after.rss_kb,
     }
 }
 
@@ -354,6 +367,9 @@ async fn measure(
 fn check(what: &str, summary: &Summary) -> bool {
     if summary.n_unexpected > 0 {
         println!("  FAILED: {} unexpected refusals or errors in {what}", summary.n_unexpected);
+    }
+    if let Some(example) = &summary.transport_example {
+        println!("  note: {} requests got no answer in {what} (e.g. {example})", summary.n_transport);
     }
     summary.n_unexpected == 0
 }
@@ -542,6 +558,10 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
             bytes(*down)
         );
     }
+    println!(
+        "    generator   RSS {} (the simulated devices' documents and stores)",
+        mb(process::usage(std::process::id()).unwrap_or_default().rss_kb)
+    );
     passed &= check("the first syncs", &summary);
     if let Some(ended) = server.ended() {
         let kept = dir.keep();

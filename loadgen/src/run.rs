@@ -13,7 +13,7 @@ use wangge_core::sync::wire::{EnrollResponse, SyncRequest, SyncResponse};
 use crate::device::{Context, LightDevice};
 use crate::full::FullDevice;
 use crate::stats::{Group, Recorder, SyncKind};
-use crate::transport::{Failure, Transport};
+use crate::transport::Transport;
 
 /// One simulated device.
 #[derive(Debug)]
@@ -368,7 +368,7 @@ async fn light_turn(
             Ok(response) => response,
             Err(failure) => {
                 recorder.failed(&failure, exchange.bytes_up, exchange.bytes_down);
-                if matches!(failure, Failure::Refused { .. }) && !failure.is_expected() {
+                if failure.fails_run() {
                     device.drop_pending();
                 }
                 return;

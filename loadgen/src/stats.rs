@@ -79,6 +79,7 @@ struct Tally {
     n_changes_pushed: u64,
     n_changes_pulled: u64,
     n_snapshots: u64,
+    transport_example: Option<String>,
 }
 
 /// Collects a phase's exchanges from every task.
@@ -117,9 +118,12 @@ impl Recorder {
     pub fn failed(&self, failure: &Failure, bytes_up: usize, bytes_down: usize) {
         let mut tally = self.tally();
         *tally.failures.entry(failure.label()).or_default() += 1;
+        if let Failure::Transport(reason) = failure {
+            tally.transport_example.get_or_insert_with(|| reason.clone());
+        }
         tally.bytes_up += bytes_up as u64;
         tally.bytes_down += bytes_down as u64;
-        if !failure.is_expected() && tally.unexpected.len() < 10 {
+        if failure.fails_run() && tally.unexpected.len() < 10 {
             let text = match failure {
                 Failure::Refused { status, code, message } => format!("{status} {code}: {message}"),
                 Failure::Transport(reason) => format!("transport: {reason}"),
@@ -164,8 +168,9 @@ impl Recorder {
                 (*group, n, percentile(&latencies, 0.5), percentile(&latencies, 0.99), down)
             })
             .collect();
-        let n_unexpected =
-            tally.failures.iter().filter(|(label, _)| !is_expected_label(label)).map(|(_, n)| n).sum::<u64>();
+        let n_unexpected = tally.failures.iter().filter(|(label, _)| fails_run(label)).map(|(_, n)| n).sum::<u64>();
+        let n_transport = tally.failures.get(TRANSPORT).copied().unwrap_or(0);
+        let transport_example = tally.transport_example.clone();
         Summary {
             elapsed,
             n,
@@ -182,6 +187,8 @@ impl Recorder {
             by_group,
             failures: tally.failures.clone(),
             n_unexpected,
+            n_transport,
+            transport_example,
             unexpected: tally.unexpected.clone(),
             n_changes_pushed: tally.n_changes_pushed,
             n_changes_pulled: tally.n_changes_pulled,
@@ -190,8 +197,10 @@ impl Recorder {
     }
 }
 
-fn is_expected_label(label: &str) -> bool {
-    label.starts_with("409 ") || label.starts_with("429 ")
+const TRANSPORT: &str = "transport";
+
+fn fails_run(label: &str) -> bool {
+    !(label.starts_with("409 ") || label.starts_with("429 ") || label == TRANSPORT)
 }
 
 fn percentile(sorted_us: &[u32], p: f64) -> Duration {
@@ -223,8 +232,12 @@ pub struct Summary {
     pub by_group: Vec<(Group, u64, Duration, Duration, f64)>,
     /// Failures by label (`403 forbidden`, `transport`, …).
     pub failures: BTreeMap<String, u64>,
-    /// Failures other than 409 and 429, and responses a device could not apply.
+    /// Refusals other than 409 and 429, and responses a device could not apply.
     pub n_unexpected: u64,
+    /// Requests that got no answer (connections refused, reset or timed out).
+    pub n_transport: u64,
+    /// The first transport failure's reason.
+    pub transport_example: Option<String>,
     /// The first few unexpected failures, for the report.
     pub unexpected: Vec<String>,
     pub n_changes_pushed: u64,
@@ -270,16 +283,18 @@ mod tests {
     }
 
     #[test]
-    fn conflicts_and_rate_limits_are_expected_and_the_rest_is_not() {
+    fn conflicts_rate_limits_and_transport_failures_do_not_fail_a_run_and_other_refusals_do() {
         let recorder = Recorder::default();
         let refused = |status: u16, code: &str| Failure::Refused { status, code: code.into(), message: "m".into() };
         recorder.failed(&refused(409, "conflict"), 10, 10);
         recorder.failed(&refused(429, "rate_limited"), 10, 10);
         assert_eq!(recorder.summary(Duration::from_secs(1)).n_unexpected, 0);
-        recorder.failed(&refused(403, "forbidden"), 10, 10);
         recorder.failed(&Failure::Transport("cut".into()), 10, 0);
+        assert_eq!(recorder.summary(Duration::from_secs(1)).n_unexpected, 0);
+        recorder.failed(&refused(403, "forbidden"), 10, 10);
+        recorder.failed(&refused(500, "internal"), 10, 10);
         let summary = recorder.summary(Duration::from_secs(1));
-        assert_eq!(summary.n_unexpected, 2);
+        assert_eq!((summary.n_unexpected, summary.n_transport), (2, 1));
         assert_eq!(summary.failures["403 forbidden"], 1);
     }
 }

@@ -31,12 +31,29 @@ impl Failure {
         }
     }
 
-    /// Whether a sync refused this way is expected under load and simply retried later:
-    /// 409 (a document written by others 16 times while the push was checked) and 429 (a
-    /// device over its request rate). Everything else fails the run.
-    pub fn is_expected(&self) -> bool {
-        matches!(self, Failure::Refused { status: 409 | 429, .. })
+    /// Whether this failure fails the run: every refusal except 409 (a document written by
+    /// others 16 times while the push was checked) and 429 (a device over its request
+    /// rate), which are expected under load and retried at the device's next turn. A
+    /// transport failure (a connection the overloaded server did not take in time) is
+    /// counted and reported but does not fail the run by itself; a server that died does.
+    pub fn fails_run(&self) -> bool {
+        match self {
+            Failure::Refused { status, .. } => !matches!(status, 409 | 429),
+            Failure::Transport(_) => false,
+        }
     }
+}
+
+/// An error with its causes: reqwest's own message ("error sending request") says little.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A finished exchange: what came back, and what it cost.
@@ -101,7 +118,7 @@ impl Transport {
         let (status, bytes) = match answer {
             Ok(answer) => answer,
             Err(error) => {
-                let result = Err(Failure::Transport(error.without_url().to_string()));
+                let result = Err(Failure::Transport(with_sources(&error.without_url())));
                 return Exchange { result, latency, bytes_up, bytes_down: 0 };
             }
         };

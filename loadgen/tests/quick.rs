@@ -28,6 +28,10 @@ fn check(stdout: &str) {
     let refusals: Vec<&str> = stdout.lines().filter(|line| line.trim_start().starts_with("refusals")).collect();
     assert_eq!(refusals.len(), 2, "a server phase and a baseline phase: {stdout}");
     assert!(refusals.iter().all(|line| line.trim_end().ends_with("none")), "{stdout}");
+    // And every request was answered.
+    assert!(!stdout.contains("got no answer"), "{stdout}");
+    let unanswered: Vec<&str> = stdout.lines().filter(|line| line.trim_start().starts_with("no answer")).collect();
+    assert!(unanswered.len() == 2 && unanswered.iter().all(|line| line.trim_end().ends_with("none")), "{stdout}");
     // The steady state carried captures, not only idle syncs (its incidents are too few
     // in two seconds to count on).
     let steady = stdout.lines().find(|line| line.trim_start().starts_with("syncs ")).expect("the steady state's line");
