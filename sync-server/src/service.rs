@@ -131,7 +131,9 @@ fn random_secret() -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn now_ms() -> i64 {
+/// The server's time: the one clock deadlines, retention and tokens are counted by. Every
+/// answer carries it to the devices (`wire::SERVER_TIME_HEADER`).
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -858,16 +860,17 @@ impl<S: Storage> Service<S> {
             return Ok(());
         }
         let held = self.storage.held_documents(&device.id)?;
+        let mut confirmed = Vec::new();
         for doc in received {
             match held.get(doc) {
-                Some((up_to, HeldState::Sent)) => self.storage.set_held(&device.id, doc, *up_to, HeldState::Held)?,
+                Some((up_to, HeldState::Sent)) => confirmed.push((doc.clone(), *up_to, HeldState::Held)),
                 // A removal carried out (of an older generation, by a client that cannot
                 // replace it: the current one is sent next as a new document).
                 Some((_, HeldState::Removing | HeldState::Stale)) => self.storage.forget_held(&device.id, doc)?,
                 _ => {}
             }
         }
-        Ok(())
+        self.storage.set_held_many(&device.id, &confirmed).map_err(Into::into)
     }
 
     /// Checks one document's push and makes its update; `None` when it is skipped (a
@@ -1003,10 +1006,11 @@ impl<S: Storage> Service<S> {
         let visible = self.storage.visible_documents(readable)?;
         let mut held = self.storage.held_documents(&device.id)?;
         // Removals, until confirmed: told again in every response.
+        let mut removing = Vec::new();
         for (doc, (up_to, state)) in held.iter_mut() {
             if !visible.contains_key(doc) {
                 if *state != HeldState::Removing {
-                    self.storage.set_held(&device.id, doc, *up_to, HeldState::Removing)?;
+                    removing.push((doc.clone(), *up_to, HeldState::Removing));
                     *state = HeldState::Removing;
                 }
                 response.removed.push(doc.clone());
@@ -1017,6 +1021,10 @@ impl<S: Storage> Service<S> {
             }
         }
         response.removed.sort();
+        // Before the log is read: it no longer brings changes of these documents.
+        self.storage.set_held_many(&device.id, &removing)?;
+        // What the device is sent below: recorded in one write before the response leaves.
+        let mut marks = Vec::new();
         let mut used = 0usize;
         // Snapshots of documents new to the device, or sent but never confirmed (the
         // response carrying them may have been lost): sent (again) whole.
@@ -1032,12 +1040,13 @@ impl<S: Storage> Service<S> {
         for (doc, up_to) in to_send {
             if used >= budget && !response.pulls.is_empty() {
                 response.more = true;
+                self.storage.set_held_many(&device.id, &marks)?;
                 return Ok(response);
             }
             let Some(snapshot) = self.storage.snapshot(doc)? else { continue };
             used += snapshot.len();
             response.pulls.push(DocPull { doc: doc.clone(), snapshot: Some(snapshot.into()), changes: Vec::new() });
-            self.storage.set_held(&device.id, doc, *up_to, HeldState::Sent)?;
+            marks.push((doc.clone(), *up_to, HeldState::Sent));
             held.insert(doc.clone(), (*up_to, HeldState::Sent));
         }
         // Log changes only for documents the device holds (a snapshot in flight covers its own).
@@ -1067,7 +1076,7 @@ impl<S: Storage> Service<S> {
                 // (or, to an older client, has it removed first); later changes are in it.
                 if stale.insert(entry.doc.clone()) {
                     let up_to = held.get(&entry.doc).map_or(0, |(up_to, _)| *up_to);
-                    self.storage.set_held(&device.id, &entry.doc, up_to, HeldState::Stale)?;
+                    marks.push((entry.doc.clone(), up_to, HeldState::Stale));
                     response.more = true;
                 }
                 continue;
@@ -1088,6 +1097,7 @@ impl<S: Storage> Service<S> {
             }
         }
         response.cursor = u64::try_from(last).unwrap_or(0);
+        self.storage.set_held_many(&device.id, &marks)?;
         Ok(response)
     }
 }

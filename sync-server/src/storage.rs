@@ -274,7 +274,11 @@ pub trait Storage: Send + Sync + 'static {
     fn visible_documents(&self, scopes: &[String]) -> Result<HashMap<String, i64>>;
     /// What a device holds or is being sent or told to remove: doc → (up to seq, state).
     fn held_documents(&self, device: &str) -> Result<HashMap<String, (i64, HeldState)>>;
-    fn set_held(&self, device: &str, doc: &str, up_to_seq: i64, state: HeldState) -> Result<()>;
+    /// Records what a device holds of each document (doc, up to seq, state), all or none.
+    fn set_held_many(&self, device: &str, held: &[(String, i64, HeldState)]) -> Result<()>;
+    fn set_held(&self, device: &str, doc: &str, up_to_seq: i64, state: HeldState) -> Result<()> {
+        self.set_held_many(device, &[(doc.to_owned(), up_to_seq, state)])
+    }
     fn forget_held(&self, device: &str, doc: &str) -> Result<()>;
     /// Changes after `cursor` in the documents a device holds (confirmed), in sequence order.
     fn log_after(&self, cursor: i64, device: &str, limit: usize) -> Result<Vec<LogEntry>>;

@@ -38,7 +38,7 @@ forward! {
     commit(updates: &[DocUpdate], received_ms: i64) -> ();
     visible_documents(scopes: &[String]) -> HashMap<String, i64>;
     held_documents(device: &str) -> HashMap<String, (i64, HeldState)>;
-    set_held(device: &str, doc: &str, up_to_seq: i64, state: HeldState) -> ();
+    set_held_many(device: &str, held: &[(String, i64, HeldState)]) -> ();
     forget_held(device: &str, doc: &str) -> ();
     log_after(cursor: i64, device: &str, limit: usize) -> Vec<LogEntry>;
     max_seq() -> i64;

@@ -514,12 +514,23 @@ impl Storage for PostgresStorage {
             .collect()
     }
 
-    fn set_held(&self, device: &str, doc: &str, up_to_seq: i64, state: HeldState) -> Result<()> {
-        self.client()?.execute(
+    fn set_held_many(&self, device: &str, held: &[(String, i64, HeldState)]) -> Result<()> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        // In one order: two requests of one device never wait for each other's rows.
+        let mut held = held.to_vec();
+        held.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let statement = tx.prepare(
             "INSERT INTO device_docs (device_id, doc_id, up_to_seq, state) VALUES ($1, $2, $3, $4)
              ON CONFLICT (device_id, doc_id) DO UPDATE SET up_to_seq = excluded.up_to_seq, state = excluded.state",
-            &[&device, &doc, &up_to_seq, &state.code()],
         )?;
+        for (doc, up_to_seq, state) in &held {
+            tx.execute(&statement, &[&device, doc, up_to_seq, &state.code()])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -7,17 +7,55 @@
 //! refused untouched.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::*;
 
-/// The embedded default: one SQLite file.
-#[derive(Debug)]
+mod group_commit;
+
+/// The embedded default: one SQLite file, in WAL mode: reads on a small pool of
+/// connections never wait for the one writer, whose thread commits the writes queued
+/// while it was busy together (`group_commit`).
 pub struct SqliteStorage {
-    conn: Mutex<Connection>,
+    readers: r2d2::Pool<Readers>,
+    writer: group_commit::Writer,
+}
+
+impl std::fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStorage").field("readers", &self.readers.state()).finish_non_exhaustive()
+    }
+}
+
+/// Read connections: at most this many reads at a time (more wait for one to be free).
+const READERS: u32 = 4;
+
+/// Opens the read connections of the pool.
+#[derive(Debug)]
+struct Readers {
+    path: PathBuf,
+}
+
+impl r2d2::ManageConnection for Readers {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("")
+    }
+
+    fn has_broken(&self, _: &mut Connection) -> bool {
+        false
+    }
 }
 
 /// The schema version this server writes (`PRAGMA user_version`). 0: before versions
@@ -208,7 +246,15 @@ impl SqliteStorage {
         // Before WAL mode, which would rewrite the header of a newer server's file.
         migrate(&mut conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        Ok(Self { conn: Mutex::new(conn) })
+        let readers = r2d2::Pool::builder()
+            .max_size(READERS)
+            .min_idle(Some(1))
+            .test_on_check_out(false)
+            .build(Readers { path: path.to_owned() })
+            .map_err(|error| StorageError::Conflict(format!("the database's read connections: {error}")))?;
+        let writer = group_commit::Writer::start(conn)
+            .map_err(|error| StorageError::Conflict(format!("the database's writer thread: {error}")))?;
+        Ok(Self { readers, writer })
     }
 
     /// Copies the database, consistent, into a new file at `to` while the server may run
@@ -218,7 +264,7 @@ impl SqliteStorage {
             return Err(StorageError::Conflict(format!("{} exists: the backup goes to a new file", to.display())));
         }
         let mut copy = Connection::open(to)?;
-        let conn = self.conn();
+        let conn = self.read()?;
         let backup = rusqlite::backup::Backup::new(&conn, &mut copy)?;
         backup.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
         Ok(())
@@ -242,42 +288,49 @@ impl SqliteStorage {
         if !is_wangge {
             return Err(StorageError::Conflict(format!("{} is not a wangge-server database", from.display())));
         }
-        let mut conn = self.conn();
-        rusqlite::backup::Backup::new(&source, &mut conn)?.run_to_completion(
-            256,
-            std::time::Duration::from_millis(5),
-            None,
-        )?;
-        migrate(&mut conn)?;
-        // AUTOINCREMENT continues after the greater of this row and the table's largest seq.
-        let moved = conn.execute(
-            "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT max(seq) FROM changes), 0)) + ?1
-             WHERE name = 'changes'",
-            [RESTORE_SEQ_GAP],
-        )?;
-        if moved == 0 {
-            conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('changes', ?1)", [RESTORE_SEQ_GAP])?;
-        }
-        Ok(())
+        self.writer.alone(move |conn| {
+            rusqlite::backup::Backup::new(&source, conn)?.run_to_completion(
+                256,
+                std::time::Duration::from_millis(5),
+                None,
+            )?;
+            migrate(conn)?;
+            // AUTOINCREMENT continues after the greater of this row and the table's largest seq.
+            let moved = conn.execute(
+                "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT max(seq) FROM changes), 0)) + ?1
+                 WHERE name = 'changes'",
+                [RESTORE_SEQ_GAP],
+            )?;
+            if moved == 0 {
+                conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('changes', ?1)", [RESTORE_SEQ_GAP])?;
+            }
+            Ok(())
+        })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A read connection of the pool (waits while all are busy).
+    fn read(&self) -> Result<r2d2::PooledConnection<Readers>> {
+        self.readers
+            .get()
+            .map_err(|error| StorageError::Conflict(format!("no read connection to the database: {error}")))
     }
 }
 
 impl Storage for SqliteStorage {
     fn create_grid(&self, grid: &GridRecord) -> Result<()> {
-        self.conn().execute(
-            "INSERT OR REPLACE INTO grids (code, name, kind) VALUES (?1, ?2, ?3)",
-            params![grid.code, grid.name, grid.kind],
-        )?;
-        Ok(())
+        let grid = grid.clone();
+        self.writer.write(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO grids (code, name, kind) VALUES (?1, ?2, ?3)",
+                params![grid.code, grid.name, grid.kind],
+            )?;
+            Ok(())
+        })
     }
 
     fn grid(&self, code: &str) -> Result<Option<GridRecord>> {
         Ok(self
-            .conn()
+            .read()?
             .query_row("SELECT code, name, kind FROM grids WHERE code = ?1", [code], |row| {
                 Ok(GridRecord { code: row.get(0)?, name: row.get(1)?, kind: row.get(2)? })
             })
@@ -285,7 +338,7 @@ impl Storage for SqliteStorage {
     }
 
     fn grids_within(&self, prefix: &str) -> Result<Vec<GridRecord>> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut statement = conn.prepare_cached(
             "SELECT code, name, kind FROM grids WHERE substr(code, 1, length(?1)) = ?1 ORDER BY code",
         )?;
@@ -295,41 +348,47 @@ impl Storage for SqliteStorage {
     }
 
     fn create_worker(&self, worker: &Worker) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO workers (person, role, department, grids) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(person) DO UPDATE SET
-                 role = excluded.role, department = excluded.department, grids = excluded.grids",
-            params![worker.person, worker.role, worker.department, worker.grids.join(",")],
-        )?;
-        Ok(())
+        let worker = worker.clone();
+        self.writer.write(move |conn| {
+            conn.execute(
+                "INSERT INTO workers (person, role, department, grids) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(person) DO UPDATE SET
+                     role = excluded.role, department = excluded.department, grids = excluded.grids",
+                params![worker.person, worker.role, worker.department, worker.grids.join(",")],
+            )?;
+            Ok(())
+        })
     }
 
     fn worker(&self, person: &str) -> Result<Option<Worker>> {
         Ok(self
-            .conn()
+            .read()?
             .query_row(&format!("SELECT {WORKER_COLUMNS} FROM workers WHERE person = ?1"), [person], worker_row)
             .optional()?
             .map(|(worker, _)| worker))
     }
 
     fn set_worker_contact(&self, person: &str, contact: &WorkerContact) -> Result<bool> {
-        let n = self.conn().execute(
-            "UPDATE workers SET name = ?2, phone = ?3 WHERE person = ?1",
-            params![person, contact.name, contact.phone],
-        )?;
-        Ok(n > 0)
+        let (person, contact) = (person.to_owned(), contact.clone());
+        self.writer.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE workers SET name = ?2, phone = ?3 WHERE person = ?1",
+                params![person, contact.name, contact.phone],
+            )?;
+            Ok(n > 0)
+        })
     }
 
     fn worker_contact(&self, person: &str) -> Result<Option<WorkerContact>> {
         Ok(self
-            .conn()
+            .read()?
             .query_row(&format!("SELECT {WORKER_COLUMNS} FROM workers WHERE person = ?1"), [person], worker_row)
             .optional()?
             .map(|(_, contact)| contact))
     }
 
     fn grid_staff(&self, grid: &str) -> Result<Vec<(Worker, WorkerContact)>> {
-        let conn = self.conn();
+        let conn = self.read()?;
         // Grids are a comma-separated list: match a whole item, so that one code never
         // matches inside another.
         let mut statement = conn.prepare_cached(&format!(
@@ -341,11 +400,14 @@ impl Storage for SqliteStorage {
     }
 
     fn create_enrollment_code(&self, person: &str, code_hash: &str, now_ms: i64) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO enrollment_codes (code_hash, person, created_ms) VALUES (?1, ?2, ?3)",
-            params![code_hash, person, now_ms],
-        )?;
-        Ok(())
+        let (person, code_hash) = (person.to_owned(), code_hash.to_owned());
+        self.writer.write(move |conn| {
+            conn.execute(
+                "INSERT INTO enrollment_codes (code_hash, person, created_ms) VALUES (?1, ?2, ?3)",
+                params![code_hash, person, now_ms],
+            )?;
+            Ok(())
+        })
     }
 
     fn redeem_enrollment_code(
@@ -356,53 +418,54 @@ impl Storage for SqliteStorage {
         now_ms: i64,
         issued_after_ms: i64,
     ) -> Result<Option<(String, String)>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let person: Option<String> = tx
-            .query_row(
-                "UPDATE enrollment_codes SET used_ms = ?2
-                 WHERE code_hash = ?1 AND used_ms IS NULL AND created_ms >= ?3 RETURNING person",
-                params![code_hash, now_ms, issued_after_ms],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let Some(person) = person else { return Ok(None) };
-        let enrolled: Option<(String, String, bool)> = tx
-            .query_row("SELECT id, person, revoked FROM devices WHERE actor = ?1", [&device.actor], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
-            .optional()?;
-        let device_id = match enrolled {
-            None => {
-                tx.execute(
-                    "INSERT INTO devices (id, person, actor, token_hash, name, created_ms, token_expires_ms, last_seen_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
-                    params![device.id, person, device.actor, token_hash, "device", now_ms, device.token_expires_ms],
-                )?;
-                device.id.clone()
-            }
-            Some((id, enrolled_person, false)) if enrolled_person == person => {
-                tx.execute(
-                    "UPDATE devices SET token_hash = ?2, token_expires_ms = ?3, last_seen_ms = ?4 WHERE id = ?1",
-                    params![id, token_hash, device.token_expires_ms, now_ms],
-                )?;
-                id
-            }
-            Some(_) => return Err(StorageError::Conflict("this actor id is already enrolled".into())),
-        };
-        tx.commit()?;
-        Ok(Some((person, device_id)))
+        let (code_hash, device, token_hash) = (code_hash.to_owned(), device.clone(), token_hash.to_owned());
+        self.writer.write(move |tx| {
+            let person: Option<String> = tx
+                .query_row(
+                    "UPDATE enrollment_codes SET used_ms = ?2
+                     WHERE code_hash = ?1 AND used_ms IS NULL AND created_ms >= ?3 RETURNING person",
+                    params![code_hash, now_ms, issued_after_ms],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(person) = person else { return Ok(None) };
+            let enrolled: Option<(String, String, bool)> = tx
+                .query_row("SELECT id, person, revoked FROM devices WHERE actor = ?1", [&device.actor], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .optional()?;
+            let device_id = match enrolled {
+                None => {
+                    tx.execute(
+                        "INSERT INTO devices (id, person, actor, token_hash, name, created_ms, token_expires_ms, last_seen_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
+                        params![device.id, person, device.actor, token_hash, "device", now_ms, device.token_expires_ms],
+                    )?;
+                    device.id.clone()
+                }
+                Some((id, enrolled_person, false)) if enrolled_person == person => {
+                    tx.execute(
+                        "UPDATE devices SET token_hash = ?2, token_expires_ms = ?3, last_seen_ms = ?4 WHERE id = ?1",
+                        params![id, token_hash, device.token_expires_ms, now_ms],
+                    )?;
+                    id
+                }
+                // The code stays unused: the error undoes this write.
+                Some(_) => return Err(StorageError::Conflict("this actor id is already enrolled".into())),
+            };
+            Ok(Some((person, device_id)))
+        })
     }
 
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
         Ok(self
-            .conn()
+            .read()?
             .query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE token_hash = ?1"), [token_hash], device_row)
             .optional()?)
     }
 
     fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<LogEntry>> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut statement = conn.prepare_cached(
             "SELECT seq, doc_id, hash, actor, bytes, received_ms FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
@@ -411,7 +474,7 @@ impl Storage for SqliteStorage {
     }
 
     fn changes_of(&self, doc: &str) -> Result<Vec<LogEntry>> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut statement = conn.prepare_cached(
             "SELECT seq, doc_id, hash, actor, bytes, received_ms FROM changes WHERE doc_id = ?1 ORDER BY seq",
         )?;
@@ -420,7 +483,7 @@ impl Storage for SqliteStorage {
     }
 
     fn documents_changed(&self, after_seq: i64, up_to_seq: i64) -> Result<Vec<String>> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut statement =
             conn.prepare_cached("SELECT DISTINCT doc_id FROM changes WHERE seq > ?1 AND seq <= ?2 ORDER BY doc_id")?;
         let rows = statement.query_map(params![after_seq, up_to_seq], |row| row.get(0))?;
@@ -428,35 +491,43 @@ impl Storage for SqliteStorage {
     }
 
     fn devices(&self) -> Result<Vec<Device>> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut statement = conn.prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY id"))?;
         let rows = statement.query_map([], device_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn revoke_device(&self, device_id: &str) -> Result<bool> {
-        Ok(self.conn().execute("UPDATE devices SET revoked = 1 WHERE id = ?1", [device_id])? > 0)
+        let device_id = device_id.to_owned();
+        self.writer
+            .write(move |conn| Ok(conn.execute("UPDATE devices SET revoked = 1 WHERE id = ?1", [device_id])? > 0))
     }
 
     fn record_sync(&self, device_id: &str, report: &SyncReport) -> Result<()> {
-        self.conn().execute(
-            "UPDATE devices SET last_sync_ms = ?2, version = ?3, pending = ?4 WHERE id = ?1",
-            params![device_id, report.at_ms, report.version, report.pending],
-        )?;
-        Ok(())
+        let (device_id, report) = (device_id.to_owned(), report.clone());
+        self.writer.write(move |conn| {
+            conn.execute(
+                "UPDATE devices SET last_sync_ms = ?2, version = ?3, pending = ?4 WHERE id = ?1",
+                params![device_id, report.at_ms, report.version, report.pending],
+            )?;
+            Ok(())
+        })
     }
 
     fn renew_device(&self, device_id: &str, last_seen_ms: i64, token_expires_ms: i64) -> Result<()> {
-        self.conn().execute(
-            "UPDATE devices SET last_seen_ms = ?2, token_expires_ms = ?3 WHERE id = ?1",
-            params![device_id, last_seen_ms, token_expires_ms],
-        )?;
-        Ok(())
+        let device_id = device_id.to_owned();
+        self.writer.write(move |conn| {
+            conn.execute(
+                "UPDATE devices SET last_seen_ms = ?2, token_expires_ms = ?3 WHERE id = ?1",
+                params![device_id, last_seen_ms, token_expires_ms],
+            )?;
+            Ok(())
+        })
     }
 
     fn snapshot(&self, doc: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .conn()
+            .read()?
             .query_row("SELECT snapshot FROM documents WHERE doc_id = ?1", [doc], |row| row.get(0))
             .optional()?)
     }
@@ -464,7 +535,7 @@ impl Storage for SqliteStorage {
     fn document(&self, doc: &str) -> Result<Option<StoredDocument>> {
         // One statement: one read transaction, so the version is the snapshot's.
         Ok(self
-            .conn()
+            .read()?
             .query_row(
                 "SELECT snapshot, coalesce((SELECT max(seq) FROM changes WHERE doc_id = ?1), 0)
                  FROM documents WHERE doc_id = ?1",
@@ -475,44 +546,46 @@ impl Storage for SqliteStorage {
     }
 
     fn commit(&self, updates: &[DocUpdate], received_ms: i64) -> Result<()> {
-        let mut conn = self.conn();
-        // One writer at a time (IMMEDIATE): the versions compared are the ones written over,
-        // and sequence numbers become visible in order.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for update in updates {
-            let version: Option<i64> = tx.query_row(DOCUMENT_VERSION, [&update.doc], |row| row.get(0)).optional()?;
-            if version != update.base {
-                return Err(StorageError::DocumentChanged { doc: update.doc.clone() });
-            }
-            tx.execute(
-                "INSERT INTO documents (doc_id, snapshot) VALUES (?1, ?2)
-                 ON CONFLICT(doc_id) DO UPDATE SET snapshot = excluded.snapshot",
-                params![update.doc, update.snapshot],
-            )?;
-            tx.execute("DELETE FROM doc_scopes WHERE doc_id = ?1", [&update.doc])?;
-            for scope in &update.scopes {
-                tx.execute("INSERT INTO doc_scopes (scope, doc_id) VALUES (?1, ?2)", params![scope, update.doc])?;
-            }
-            for (hash, actor, bytes) in &update.changes {
+        let updates = updates.to_vec();
+        // The one writer: the versions compared are the ones written over, and sequence
+        // numbers become visible in order.
+        self.writer.write(move |tx| {
+            for update in &updates {
+                let version: Option<i64> =
+                    tx.query_row(DOCUMENT_VERSION, [&update.doc], |row| row.get(0)).optional()?;
+                if version != update.base {
+                    return Err(StorageError::DocumentChanged { doc: update.doc.clone() });
+                }
                 tx.execute(
-                    "INSERT OR IGNORE INTO changes (doc_id, hash, actor, bytes, received_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![update.doc, hash, actor, bytes, received_ms],
+                    "INSERT INTO documents (doc_id, snapshot) VALUES (?1, ?2)
+                     ON CONFLICT(doc_id) DO UPDATE SET snapshot = excluded.snapshot",
+                    params![update.doc, update.snapshot],
                 )?;
+                tx.execute("DELETE FROM doc_scopes WHERE doc_id = ?1", [&update.doc])?;
+                for scope in &update.scopes {
+                    tx.execute("INSERT INTO doc_scopes (scope, doc_id) VALUES (?1, ?2)", params![scope, update.doc])?;
+                }
+                for (hash, actor, bytes) in &update.changes {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO changes (doc_id, hash, actor, bytes, received_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![update.doc, hash, actor, bytes, received_ms],
+                    )?;
+                }
+                tx.execute("DELETE FROM blob_refs WHERE doc_id = ?1", [&update.doc])?;
+                for hash in &update.blob_refs {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO blob_refs (hash, doc_id) VALUES (?1, ?2)",
+                        params![hash, update.doc],
+                    )?;
+                }
             }
-            tx.execute("DELETE FROM blob_refs WHERE doc_id = ?1", [&update.doc])?;
-            for hash in &update.blob_refs {
-                tx.execute(
-                    "INSERT OR IGNORE INTO blob_refs (hash, doc_id) VALUES (?1, ?2)",
-                    params![hash, update.doc],
-                )?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     fn visible_documents(&self, scopes: &[String]) -> Result<HashMap<String, i64>> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut found = HashMap::new();
         let mut statement = conn.prepare_cached(
             "SELECT s.doc_id, coalesce((SELECT max(seq) FROM changes c WHERE c.doc_id = s.doc_id), 0)
@@ -529,7 +602,7 @@ impl Storage for SqliteStorage {
     }
 
     fn held_documents(&self, device: &str) -> Result<HashMap<String, (i64, HeldState)>> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut statement =
             conn.prepare_cached("SELECT doc_id, up_to_seq, state FROM device_docs WHERE device_id = ?1")?;
         let rows = statement.query_map([device], |row| {
@@ -539,22 +612,33 @@ impl Storage for SqliteStorage {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn set_held(&self, device: &str, doc: &str, up_to_seq: i64, state: HeldState) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO device_docs (device_id, doc_id, up_to_seq, state) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(device_id, doc_id) DO UPDATE SET up_to_seq = excluded.up_to_seq, state = excluded.state",
-            params![device, doc, up_to_seq, state.code()],
-        )?;
-        Ok(())
+    fn set_held_many(&self, device: &str, held: &[(String, i64, HeldState)]) -> Result<()> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let (device, held) = (device.to_owned(), held.to_vec());
+        self.writer.write(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "INSERT INTO device_docs (device_id, doc_id, up_to_seq, state) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(device_id, doc_id) DO UPDATE SET up_to_seq = excluded.up_to_seq, state = excluded.state",
+            )?;
+            for (doc, up_to_seq, state) in &held {
+                statement.execute(params![device, doc, up_to_seq, state.code()])?;
+            }
+            Ok(())
+        })
     }
 
     fn forget_held(&self, device: &str, doc: &str) -> Result<()> {
-        self.conn().execute("DELETE FROM device_docs WHERE device_id = ?1 AND doc_id = ?2", params![device, doc])?;
-        Ok(())
+        let (device, doc) = (device.to_owned(), doc.to_owned());
+        self.writer.write(move |conn| {
+            conn.execute("DELETE FROM device_docs WHERE device_id = ?1 AND doc_id = ?2", params![device, doc])?;
+            Ok(())
+        })
     }
 
     fn log_after(&self, cursor: i64, device: &str, limit: usize) -> Result<Vec<LogEntry>> {
-        let conn = self.conn();
+        let conn = self.read()?;
         // A join, not a list of ids: a center holds tens of thousands of documents.
         let mut statement = conn.prepare_cached(
             "SELECT c.seq, c.doc_id, c.hash, c.actor, c.bytes, c.received_ms FROM changes c
@@ -566,15 +650,15 @@ impl Storage for SqliteStorage {
     }
 
     fn max_seq(&self) -> Result<i64> {
-        Ok(self.conn().query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |row| row.get(0))?)
+        Ok(self.read()?.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |row| row.get(0))?)
     }
 
     fn blob(&self, hash: &str) -> Result<Option<BlobRecord>> {
-        Ok(complete_blob(&self.conn(), hash)?)
+        Ok(complete_blob(&*self.read()?, hash)?)
     }
 
     fn blob_upload(&self, device: &str, hash: &str) -> Result<Option<BlobRecord>> {
-        Ok(blob_upload(&self.conn(), device, hash)?)
+        Ok(blob_upload(&*self.read()?, device, hash)?)
     }
 
     fn append_blob_chunk(
@@ -586,49 +670,52 @@ impl Storage for SqliteStorage {
         chunk: &[u8],
         now_ms: i64,
     ) -> Result<BlobAppend> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(complete) = complete_blob(&tx, hash)? {
-            return Ok(BlobAppend::Complete(complete));
-        }
-        let id = match blob_upload(&tx, device, hash)? {
-            None if offset != 0 => return Ok(BlobAppend::WrongOffset { received: 0 }),
-            None => tx.query_row(
-                "INSERT INTO blobs (hash, device_id, size, received, updated_ms) VALUES (?1, ?2, ?3, 0, ?4)
-                 RETURNING id",
-                params![hash, device, int(size), now_ms],
-                |row| row.get(0),
-            )?,
-            Some(upload) if upload.size != size && offset == 0 => {
-                tx.execute("DELETE FROM blob_chunks WHERE blob_id = ?1", [upload.id])?;
-                tx.execute("UPDATE blobs SET size = ?2, received = 0 WHERE id = ?1", params![upload.id, int(size)])?;
-                upload.id
+        let (device, hash, chunk) = (device.to_owned(), hash.to_owned(), chunk.to_vec());
+        self.writer.write(move |tx| {
+            if let Some(complete) = complete_blob(tx, &hash)? {
+                return Ok(BlobAppend::Complete(complete));
             }
-            Some(upload) if upload.size != size => return Ok(BlobAppend::WrongSize { size: upload.size }),
-            Some(upload) if upload.received != offset => {
-                return Ok(BlobAppend::WrongOffset { received: upload.received });
+            let id = match blob_upload(tx, &device, &hash)? {
+                None if offset != 0 => return Ok(BlobAppend::WrongOffset { received: 0 }),
+                None => tx.query_row(
+                    "INSERT INTO blobs (hash, device_id, size, received, updated_ms) VALUES (?1, ?2, ?3, 0, ?4)
+                     RETURNING id",
+                    params![hash, device, int(size), now_ms],
+                    |row| row.get(0),
+                )?,
+                Some(upload) if upload.size != size && offset == 0 => {
+                    tx.execute("DELETE FROM blob_chunks WHERE blob_id = ?1", [upload.id])?;
+                    tx.execute(
+                        "UPDATE blobs SET size = ?2, received = 0 WHERE id = ?1",
+                        params![upload.id, int(size)],
+                    )?;
+                    upload.id
+                }
+                Some(upload) if upload.size != size => return Ok(BlobAppend::WrongSize { size: upload.size }),
+                Some(upload) if upload.received != offset => {
+                    return Ok(BlobAppend::WrongOffset { received: upload.received });
+                }
+                Some(upload) => upload.id,
+            };
+            if !chunk.is_empty() {
+                tx.execute(
+                    "INSERT INTO blob_chunks (blob_id, first, n_bytes, bytes) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, int(offset), chunk.len() as i64, chunk],
+                )?;
             }
-            Some(upload) => upload.id,
-        };
-        if !chunk.is_empty() {
-            tx.execute(
-                "INSERT INTO blob_chunks (blob_id, first, n_bytes, bytes) VALUES (?1, ?2, ?3, ?4)",
-                params![id, int(offset), chunk.len() as i64, chunk],
+            let record = tx.query_row(
+                &format!(
+                    "UPDATE blobs SET received = received + ?2, updated_ms = ?3 WHERE id = ?1 RETURNING {BLOB_COLUMNS}"
+                ),
+                params![id, chunk.len() as i64, now_ms],
+                blob_record,
             )?;
-        }
-        let record = tx.query_row(
-            &format!(
-                "UPDATE blobs SET received = received + ?2, updated_ms = ?3 WHERE id = ?1 RETURNING {BLOB_COLUMNS}"
-            ),
-            params![id, chunk.len() as i64, now_ms],
-            blob_record,
-        )?;
-        tx.commit()?;
-        Ok(BlobAppend::Appended(record))
+            Ok(BlobAppend::Appended(record))
+        })
     }
 
     fn read_blob(&self, id: i64, offset: u64, max: usize) -> Result<Vec<u8>> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let end = offset.saturating_add(max as u64);
         let mut statement = conn.prepare_cached(
             "SELECT first, bytes FROM blob_chunks WHERE blob_id = ?1 AND first < ?3 AND first + n_bytes > ?2
@@ -649,32 +736,36 @@ impl Storage for SqliteStorage {
     }
 
     fn finish_blob_upload(&self, id: i64) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let hash: Option<String> =
-            tx.query_row("SELECT hash FROM blobs WHERE id = ?1 AND complete = 0", [id], |row| row.get(0)).optional()?;
-        let Some(hash) = hash else { return Ok(()) };
-        if complete_blob(&tx, &hash)?.is_some() {
-            tx.execute("DELETE FROM blobs WHERE id = ?1", [id])?;
-        } else {
-            tx.execute("DELETE FROM blobs WHERE hash = ?1 AND complete = 0 AND id != ?2", params![hash, id])?;
-            tx.execute("UPDATE blobs SET complete = 1 WHERE id = ?1", [id])?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.writer.write(move |tx| {
+            let hash: Option<String> = tx
+                .query_row("SELECT hash FROM blobs WHERE id = ?1 AND complete = 0", [id], |row| row.get(0))
+                .optional()?;
+            let Some(hash) = hash else { return Ok(()) };
+            if complete_blob(tx, &hash)?.is_some() {
+                tx.execute("DELETE FROM blobs WHERE id = ?1", [id])?;
+            } else {
+                tx.execute("DELETE FROM blobs WHERE hash = ?1 AND complete = 0 AND id != ?2", params![hash, id])?;
+                tx.execute("UPDATE blobs SET complete = 1 WHERE id = ?1", [id])?;
+            }
+            Ok(())
+        })
     }
 
     fn discard_blob_upload(&self, id: i64) -> Result<()> {
-        self.conn().execute("DELETE FROM blobs WHERE id = ?1 AND complete = 0", [id])?;
-        Ok(())
+        self.writer.write(move |conn| {
+            conn.execute("DELETE FROM blobs WHERE id = ?1 AND complete = 0", [id])?;
+            Ok(())
+        })
     }
 
     fn discard_stale_blob_uploads(&self, updated_before_ms: i64) -> Result<usize> {
-        Ok(self.conn().execute("DELETE FROM blobs WHERE complete = 0 AND updated_ms < ?1", [updated_before_ms])?)
+        self.writer.write(move |conn| {
+            Ok(conn.execute("DELETE FROM blobs WHERE complete = 0 AND updated_ms < ?1", [updated_before_ms])?)
+        })
     }
 
     fn blob_referenced(&self, hash: &str, scopes: &[String]) -> Result<bool> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut statement = conn.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM blob_refs r JOIN doc_scopes s ON s.doc_id = r.doc_id
                             WHERE r.hash = ?1 AND s.scope = ?2)",

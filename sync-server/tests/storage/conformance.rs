@@ -372,8 +372,14 @@ fn held_documents_are_set_moved_and_forgotten<B: Backend>() {
             ("sensitive/1".to_owned(), (4, HeldState::Held))
         ])
     );
-    storage.set_held("d1", "register/1", 5, HeldState::Held).unwrap();
-    storage.set_held("d1", "sensitive/1", 4, HeldState::Removing).unwrap();
+    // Several at once (one write), over what was there.
+    storage
+        .set_held_many(
+            "d1",
+            &[("sensitive/1".to_owned(), 4, HeldState::Removing), ("register/1".to_owned(), 5, HeldState::Held)],
+        )
+        .unwrap();
+    storage.set_held_many("d1", &[]).unwrap();
     assert_eq!(
         storage.held_documents("d1").unwrap(),
         HashMap::from([
