@@ -1,8 +1,7 @@
 //! Incidents as the apps see them: the report, the actions of the closed loop, the
 //! timeline and the queries. Times are milliseconds since 1970; days are `YYYY-MM-DD`.
 
-use chrono::{DateTime, FixedOffset};
-use wangge_core::calendar::{CHINA_TIME, DeadlineStatus};
+use wangge_core::calendar::DeadlineStatus;
 use wangge_core::incident::catalog::MatterClass;
 use wangge_core::incident::roles::{CenterLevel, DepartmentCode, Role as CoreRole};
 use wangge_core::incident::{self as core, Mark};
@@ -454,9 +453,4 @@ pub struct CatalogItem {
     /// Whether the item is admitted into grids (others are refused with a reason).
     pub admitted: bool,
     pub lead_department: Option<String>,
-}
-
-/// Now, in China time: the `now` of deadline queries.
-pub(crate) fn now() -> DateTime<FixedOffset> {
-    chrono::Utc::now().with_timezone(&CHINA_TIME)
 }

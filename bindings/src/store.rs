@@ -207,8 +207,9 @@ impl FieldStore {
     /// data and the center.
     pub fn reveal_resident(&self, id: String, reason: String) -> Result<ResidentSensitive> {
         let id = model::ResidentId::parse(&id)?;
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let sensitive = self.store()?.reveal_resident(id, &reason, &self.actor()?, now_ms)?;
+        let store = self.store()?;
+        let now_ms = store.clock().now_ms();
+        let sensitive = store.reveal_resident(id, &reason, &self.actor()?, now_ms)?;
         let grid = self.store()?.resident(id)?.grid.to_string();
         self.changed_locally(vec![grid], Vec::new());
         Ok(sensitive.into())
@@ -317,7 +318,8 @@ impl FieldStore {
     }
 
     pub fn incident(&self, id: String) -> Result<IncidentSummary> {
-        Ok(self.store()?.incident(model::IncidentId::parse(&id)?, now())?.into())
+        let store = self.store()?;
+        Ok(store.incident(model::IncidentId::parse(&id)?, store.now())?.into())
     }
 
     /// The report's fields as (name, value) pairs, in order.
@@ -333,12 +335,14 @@ impl FieldStore {
     /// Incidents a filter selects, newest first, with deadlines as of now.
     pub fn incidents(&self, filter: IncidentFilter) -> Result<Vec<IncidentSummary>> {
         let filter = to_core_filter(filter, |grid| self.grid_code(grid))?;
-        Ok(self.store()?.incidents(&filter, now())?.into_iter().map(Into::into).collect())
+        let store = self.store()?;
+        Ok(store.incidents(&filter, store.now())?.into_iter().map(Into::into).collect())
     }
 
     pub fn incident_stats(&self, filter: IncidentFilter) -> Result<IncidentStats> {
         let filter = to_core_filter(filter, |grid| self.grid_code(grid))?;
-        Ok(self.store()?.incident_stats(&filter, now())?.into())
+        let store = self.store()?;
+        Ok(store.incident_stats(&filter, store.now())?.into())
     }
 
     // ---- place ----

@@ -17,6 +17,7 @@ mod at_rest;
 pub mod blobs;
 pub mod calendar;
 pub mod card;
+pub mod clock;
 pub mod crdt;
 pub mod demo;
 mod error;

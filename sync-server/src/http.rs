@@ -24,7 +24,7 @@ use axum::{Extension, Router};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wangge_core::sync::wire::{
-    self, CONTENT_TYPE, ErrorBody, MAX_BODY_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, WireError,
+    self, CONTENT_TYPE, ErrorBody, MAX_BODY_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, SERVER_TIME_HEADER, WireError,
 };
 
 use crate::metrics::{Metrics, Observed};
@@ -73,8 +73,16 @@ pub fn routers<S: Storage>(service: Service<S>) -> (Router, Router) {
         // (`body`) with a CBOR 413 rather than axum's plain text.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&metrics), observe))
+        .layer(axum::middleware::map_response(stamp_server_time))
         .with_state(service);
     (public, admin)
+}
+
+/// Every answer carries the server's time: devices count deadlines by it, not by their own
+/// clocks (`wangge_core::clock`).
+async fn stamp_server_time(mut response: Response) -> Response {
+    response.headers_mut().insert(SERVER_TIME_HEADER, axum::http::HeaderValue::from(crate::service::now_ms()));
+    response
 }
 
 /// A refused request's protocol code, for the request's log line and metrics.

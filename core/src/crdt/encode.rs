@@ -371,7 +371,7 @@ pub(crate) fn check_stored(kind: RecordKind, field: &'static str, value: &Scalar
         (_, "name") => Label::parse(text).map(drop),
         (_, "address") => Address::parse(text).map(drop),
         (_, "room") => Room::parse(text).map(drop),
-        (_, "id_number") => IdNumber::parse(text).map(drop),
+        (_, "id_number") => IdNumber::parse_stored(text).map(drop),
         (_, "phone" | "contact_phone") => Phone::parse(text).map(drop),
         (_, "uscc") => Uscc::parse(text).map(drop),
         (_, "subclass") => ComponentSubclass::parse(text).map(drop),

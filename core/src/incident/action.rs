@@ -112,8 +112,9 @@ pub struct Action {
     /// UUIDv7, made by the acting device.
     pub id: String,
     pub actor: Actor,
-    /// The acting device's clock, in milliseconds since 1970: shown, and used as the start
-    /// of a dispatch's clock; never used to order actions (the timeline's order is causal).
+    /// The acting device's clock corrected by the server's time (`crate::clock`), in
+    /// milliseconds since 1970: shown, and used as the start of a dispatch's clock; never
+    /// used to order actions (the timeline's order is causal).
     pub device_time_ms: i64,
     #[serde(flatten)]
     pub kind: ActionKind,

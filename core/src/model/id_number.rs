@@ -87,9 +87,20 @@ fn invalid(reason: Invalid) -> InvalidField {
 }
 
 impl IdNumber {
-    /// Parses and validates an ID number against today's date in China.
+    /// Parses and validates an ID number against today's date in China, by this
+    /// device's clock; a store checks what it captures against its own clock, corrected by
+    /// the server's ([`crate::clock::Clock::today`]).
     pub fn parse(s: &str) -> Result<IdNumber, InvalidField> {
         IdNumber::parse_on(s, today_in_china())
+    }
+
+    /// An ID number read back from a document or the projection: its format and check
+    /// character are validated, its birth date is not compared with today. It was checked
+    /// when it was captured; checking it again against this device's date would make what
+    /// a replica shows depend on its clock (a device set to 1970 would drop every ID number
+    /// of anyone born since).
+    pub fn parse_stored(s: &str) -> Result<IdNumber, InvalidField> {
+        IdNumber::parse_on(s, NaiveDate::MAX)
     }
 
     /// Parses and validates an ID number; the birth date may not lie after `today`.

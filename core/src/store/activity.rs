@@ -12,7 +12,7 @@ use automerge::transaction::CommitOptions;
 use chrono::TimeZone;
 use rusqlite::{Transaction, TransactionBehavior, params};
 
-use super::incidents::{checked_notes, now_ms};
+use super::incidents::checked_notes;
 use super::{Store, Writer, documents, loaded, n_chunks, projection};
 use crate::activity::doc::{self as activity_doc, CHECKINS, CheckInEntry, PATROLS, PatrolEntry, VISITS, VisitEntry};
 use crate::activity::track::{self, TrackPoint, TrackSummary};
@@ -141,7 +141,7 @@ impl Store {
         container: &str,
         entry: &T,
     ) -> Result<String> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = self.clock.uuid_v7().to_string();
         let month = activity_doc::month_of(time_ms);
         let doc_id = if container == activity_doc::VIEWS {
             activity_doc::audit_doc_id(grid, &month)
@@ -162,7 +162,7 @@ impl Store {
             let n = n_chunks(&tx, chunk_counts, &doc_id)?;
             let doc = loaded(&tx, docs, &doc_id, &self.actor)?.ok_or_else(|| Error::document(&doc_id, "not stored"))?;
             activity_doc::put_entry(doc, container, &id, entry)?;
-            doc.commit_with(CommitOptions::default().with_time(now_ms()));
+            doc.commit_with(CommitOptions::default().with_time(self.clock.now_ms()));
             let change =
                 doc.get_last_local_change().ok_or_else(|| Error::document(&doc_id, "commit made no change"))?;
             let n = documents::append(&tx, &doc_id, doc, change.raw_bytes(), 1, n)?;
@@ -428,7 +428,7 @@ impl Store {
             reported_until: day(until_ms - 1),
             ..Default::default()
         };
-        let stats = self.incident_stats(&filter, chrono::Utc::now().with_timezone(&CHINA_TIME))?;
+        let stats = self.incident_stats(&filter, self.clock.now())?;
         Ok(WorkerMonth {
             n_visits,
             n_check_in_days: u32::try_from(days.len()).unwrap_or(u32::MAX),

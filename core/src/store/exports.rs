@@ -60,15 +60,17 @@ impl Store {
 }
 
 /// Writes a removed document's unacknowledged changes beside the store (sealed when
-/// `cipher` is given), durably, and returns the file's path.
-pub(super) fn write(store_path: &Path, doc: &DocId, changes: &[u8], cipher: Option<&FileCipher>) -> Result<PathBuf> {
-    let path = PathBuf::from(format!(
-        "{}.removed-{}-{}-{}.changes",
-        store_path.display(),
-        doc.kind.code(),
-        doc.key,
-        chrono::Utc::now().timestamp_millis()
-    ));
+/// `cipher` is given), durably, and returns the file's path; `time_ms` (the store's clock)
+/// tells exports of the same document apart.
+pub(super) fn write(
+    store_path: &Path,
+    doc: &DocId,
+    changes: &[u8],
+    cipher: Option<&FileCipher>,
+    time_ms: i64,
+) -> Result<PathBuf> {
+    let path =
+        PathBuf::from(format!("{}.removed-{}-{}-{}.changes", store_path.display(), doc.kind.code(), doc.key, time_ms));
     let bytes = match cipher {
         Some(cipher) => seal(cipher, doc, changes)?,
         None => changes.to_vec(),

@@ -72,7 +72,7 @@ impl Store {
                 // and the new generation is taken as the server sent it.
                 let bytes: Vec<u8> = own.iter().flat_map(|change| change.raw_bytes().to_vec()).collect();
                 let cipher = self.blob_key.map(|key| crate::at_rest::FileCipher::new(&key.0));
-                let path = exports::write(&self.path, doc, &bytes, cipher.as_ref())?;
+                let path = exports::write(&self.path, doc, &bytes, cipher.as_ref(), self.clock.now_ms())?;
                 new = new
                     .fork_at(&acked_new)
                     .map_err(|error| Error::document(doc, error))?

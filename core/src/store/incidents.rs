@@ -222,10 +222,6 @@ fn china_time(ms: i64) -> Option<DateTime<FixedOffset>> {
     CHINA_TIME.timestamp_millis_opt(ms).single()
 }
 
-pub(super) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// A description: up to 2,000 characters, several lines allowed, no other control characters.
 fn checked_description(text: &str) -> Result<String> {
     checked_notes("description", text, 2000)
@@ -390,7 +386,7 @@ impl Store {
     /// Reports an incident (发现上报): a new incident document whose first action is the
     /// report by `reporter`.
     pub fn report_incident(&self, incident: NewIncident, reporter: Actor) -> Result<IncidentId> {
-        self.report_incident_at(incident, reporter, now_ms())
+        self.report_incident_at(incident, reporter, self.clock.now_ms())
     }
 
     /// [`Store::report_incident`] with the device time given (records from paper, tests).
@@ -407,7 +403,7 @@ impl Store {
         let description = checked_description(&incident.description)?;
         let photos = incident.photos.iter().map(|hash| checked_photo(hash)).collect::<Result<Vec<_>>>()?;
         let grid = incident.grid.as_str().to_owned();
-        let id = IncidentId::new();
+        let id = IncidentId::from_uuid(self.clock.uuid_v7());
         let mut fields = vec![
             ("grid", grid.clone()),
             ("catalog_item", incident.catalog_item.clone()),
@@ -434,7 +430,7 @@ impl Store {
             }
         }
         let action =
-            Action { id: uuid::Uuid::now_v7().to_string(), actor: reporter, device_time_ms, kind: ActionKind::Report };
+            Action { id: self.clock.uuid_v7().to_string(), actor: reporter, device_time_ms, kind: ActionKind::Report };
         let related: Vec<RecordRef> = (incident.residents.iter().map(|id| RecordRef::Resident(*id)))
             .chain(incident.households.iter().map(|id| RecordRef::Household(*id)))
             .chain(incident.organizations.iter().map(|id| RecordRef::Organization(*id)))
@@ -458,13 +454,13 @@ impl Store {
     /// Takes an action on an incident as `actor`; returns whether it applied, and if not,
     /// why. A refused action stays in the timeline: it is part of the record.
     pub fn act(&self, incident: IncidentId, actor: Actor, kind: ActionKind) -> Result<Mark> {
-        self.act_at(incident, actor, kind, now_ms())
+        self.act_at(incident, actor, kind, self.clock.now_ms())
     }
 
     /// [`Store::act`] with the device time given (records from paper, tests).
     pub fn act_at(&self, incident: IncidentId, actor: Actor, kind: ActionKind, device_time_ms: i64) -> Result<Mark> {
         check_action(&self.catalog(), &actor, &kind)?;
-        let action = Action { id: uuid::Uuid::now_v7().to_string(), actor, device_time_ms, kind };
+        let action = Action { id: self.clock.uuid_v7().to_string(), actor, device_time_ms, kind };
         self.write_incident(incident, None, |_, doc| {
             incident_doc::append_action(doc, &action)?;
             let timeline = incident_doc::read_timeline(doc)?;
@@ -493,7 +489,7 @@ impl Store {
             let n = n_chunks(&tx, chunk_counts, &doc_id)?;
             let doc = loaded(&tx, docs, &doc_id, &self.actor)?.ok_or(Error::UnknownIncident { incident })?;
             let value = f(&tx, doc)?;
-            doc.commit_with(CommitOptions::default().with_time(now_ms()));
+            doc.commit_with(CommitOptions::default().with_time(self.clock.now_ms()));
             let change =
                 doc.get_last_local_change().ok_or_else(|| Error::document(&doc_id, "commit made no change"))?;
             let n = documents::append(&tx, &doc_id, doc, change.raw_bytes(), 1, n)?;

@@ -47,13 +47,16 @@ pub use schema::SCHEMA_VERSION;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, ChangeHash, ScalarValue};
+use chrono::{DateTime, FixedOffset};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::calendar::Calendar;
+use crate::clock::{Clock, SystemClock, WallClock};
 use crate::crdt::{self, DocId, DocKind, Edit, FieldConflict, FieldKind, RecordWrite};
 use crate::incident::catalog::Catalog;
 use crate::model::*;
@@ -72,6 +75,10 @@ pub struct OpenOptions {
     /// Keystore or iOS Keychain; `None`: a plain file. A keyed store's blobs are encrypted
     /// too ([`crate::blobs::BlobStore::beside`]).
     pub key: Option<[u8; 32]>,
+    /// The device's wall clock; the system's when `None`. Whatever it says, the store
+    /// corrects it by the sync server's time ([`crate::clock`]); a host with a better time
+    /// source than the system's may give it here.
+    pub clock: Option<Arc<dyn WallClock>>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -81,6 +88,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("catalog", &self.catalog)
             .field("calendar", &self.calendar)
             .field("key", &self.key.map(|_| "<set>"))
+            .field("clock", &self.clock.as_ref().map_or("system", |_| "<given>"))
             .finish()
     }
 }
@@ -110,6 +118,10 @@ pub struct Store {
     /// Replaced when the server's reference document brings a newer one.
     catalog: std::sync::RwLock<Catalog>,
     calendar: std::sync::RwLock<Calendar>,
+    /// The device's clock, corrected by the server's time.
+    clock: Clock,
+    /// The offset as last written to `meta` (`i64::MIN`: never).
+    clock_offset_stored: AtomicI64,
 }
 
 /// The writer connection and the documents loaded for writing.
@@ -194,6 +206,9 @@ impl Store {
             None => None,
         };
         let reader = open_reader(&path, key)?;
+        let clock = Clock::new(options.clock.unwrap_or_else(|| Arc::new(SystemClock)));
+        let stored_offset = clock_offset(&conn)?;
+        clock.set_offset_ms(stored_offset.unwrap_or(0));
         Ok(Store {
             path,
             _open: open,
@@ -204,6 +219,8 @@ impl Store {
             blob_key,
             catalog: std::sync::RwLock::new(options.catalog.unwrap_or_else(Catalog::default_catalog)),
             calendar: std::sync::RwLock::new(options.calendar.unwrap_or_else(Calendar::china)),
+            clock,
+            clock_offset_stored: AtomicI64::new(stored_offset.unwrap_or(i64::MIN)),
         })
     }
 
@@ -249,6 +266,33 @@ impl Store {
 
     pub fn code_format(&self) -> CodeFormat {
         self.code_format
+    }
+
+    /// The device's clock, corrected by the sync server's time ([`crate::clock`]).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Now by the server's time, as this device knows it, in China's time zone: the `now`
+    /// to give deadline queries ([`Store::incidents`], [`Store::incident`]).
+    pub fn now(&self) -> DateTime<FixedOffset> {
+        self.clock.now()
+    }
+
+    /// Takes the server's time from one of its answers: `server_ms`, stamped on the answer
+    /// to a request sent at device time `sent_ms` and received at `received_ms`
+    /// ([`Clock::device_ms`]). From then on the store's clock tells the server's time. The
+    /// offset is kept in the store, written again when it moves by more than a second (not
+    /// once per request for the noise of round trips).
+    pub fn observe_server_time(&self, server_ms: i64, sent_ms: i64, received_ms: i64) -> Result<()> {
+        let offset = Clock::offset_from(server_ms, sent_ms, received_ms);
+        self.clock.set_offset_ms(offset);
+        let stored = self.clock_offset_stored.load(Ordering::Relaxed);
+        if stored == i64::MIN || offset.abs_diff(stored) > 1000 {
+            self.set_meta(&[("clock_offset_ms", offset.to_string().as_str())])?;
+            self.clock_offset_stored.store(offset, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
@@ -360,6 +404,7 @@ impl Store {
             actor: &self.actor,
             grid,
             mode,
+            time_ms: self.clock.now_ms(),
             touched: BTreeMap::new(),
             dirty: BTreeSet::new(),
             n_changes: 0,
@@ -412,6 +457,7 @@ impl Store {
                         actor: &self.actor,
                         grid: grid.clone(),
                         mode: Mode::Replay { time_ms },
+                        time_ms,
                         touched: BTreeMap::new(),
                         dirty: BTreeSet::new(),
                         n_changes: 0,
@@ -469,7 +515,7 @@ impl Store {
     }
 
     pub fn add_building(&self, grid: &GridCode, building: NewBuilding) -> Result<BuildingId> {
-        let id = BuildingId::new();
+        let id = BuildingId::from_uuid(self.clock.uuid_v7());
         self.capture(Target::Grid(grid.as_str()), |capture| {
             capture.create(RecordRef::Building(id), &crdt::new_building(&building))
         })?;
@@ -482,7 +528,7 @@ impl Store {
     }
 
     pub fn add_household(&self, grid: &GridCode, household: NewHousehold) -> Result<HouseholdId> {
-        let id = HouseholdId::new();
+        let id = HouseholdId::from_uuid(self.clock.uuid_v7());
         self.capture(Target::Grid(grid.as_str()), |capture| {
             if let Some(building) = household.building {
                 capture.require(RecordRef::Building(building))?;
@@ -504,7 +550,7 @@ impl Store {
 
     /// Adds a resident; gender and birth date come from the ID number when there is one.
     pub fn add_resident(&self, grid: &GridCode, resident: NewResident) -> Result<ResidentId> {
-        let id = ResidentId::new();
+        let id = ResidentId::from_uuid(self.clock.uuid_v7());
         let resident = resident.with_derived_fields()?;
         self.capture(Target::Grid(grid.as_str()), |capture| {
             if let Some(household) = resident.household {
@@ -527,7 +573,7 @@ impl Store {
     }
 
     pub fn add_organization(&self, grid: &GridCode, organization: NewOrganization) -> Result<OrganizationId> {
-        let id = OrganizationId::new();
+        let id = OrganizationId::from_uuid(self.clock.uuid_v7());
         self.capture(Target::Grid(grid.as_str()), |capture| {
             if let Some(building) = organization.building {
                 capture.require(RecordRef::Building(building))?;
@@ -543,7 +589,7 @@ impl Store {
     }
 
     pub fn add_component(&self, grid: &GridCode, component: NewComponent) -> Result<ComponentId> {
-        let id = ComponentId::new();
+        let id = ComponentId::from_uuid(self.clock.uuid_v7());
         self.capture(Target::Grid(grid.as_str()), |capture| {
             capture.create(RecordRef::Component(id), &crdt::new_component(&component))
         })?;
@@ -656,7 +702,7 @@ impl Store {
             .ok_or_else(|| Error::UnknownField { record, field: field.to_owned() })?;
         crdt::check_stored(record.kind(), spec.key, &value)?;
         if let (RecordRef::Resident(id), "id_number", ScalarValue::Str(text)) = (record, spec.key, &value) {
-            let id_number = IdNumber::parse(text)?;
+            let id_number = IdNumber::parse_on(text, self.clock.today())?;
             return self.update_resident(id, ResidentPatch { id_number: Some(Some(id_number)), ..Default::default() });
         }
         let edit = Edit::Put(spec.key, value);
@@ -855,7 +901,7 @@ impl Store {
             None
         } else {
             let cipher = self.blob_key.map(|key| crate::at_rest::FileCipher::new(&key.0));
-            Some(exports::write(&self.path, doc, &unsynced.concat(), cipher.as_ref())?)
+            Some(exports::write(&self.path, doc, &unsynced.concat(), cipher.as_ref(), self.clock.now_ms())?)
         };
         let mut writer = self.writer();
         let Writer { conn, docs, n_chunks, .. } = &mut *writer;
@@ -993,6 +1039,14 @@ fn device_actor(conn: &Connection) -> Result<ActorId> {
     Ok(actor)
 }
 
+/// The offset of the device's clock to the server's, as last measured; `None` before the
+/// device has heard from a server.
+fn clock_offset(conn: &Connection) -> Result<Option<i64>> {
+    let stored: Option<String> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'clock_offset_ms'", [], |row| row.get(0)).optional()?;
+    Ok(stored.and_then(|text| text.parse().ok()))
+}
+
 /// The document, loaded into the cache if needed; `None` if the device does not hold it.
 fn loaded<'d>(
     conn: &Connection,
@@ -1050,6 +1104,8 @@ struct Capture<'c, 'tx> {
     actor: &'c ActorId,
     grid: String,
     mode: Mode,
+    /// The capture's time ([`Clock::now_ms`]), stamped on its change.
+    time_ms: i64,
     touched: BTreeMap<(RecordKind, String), Changed>,
     dirty: BTreeSet<DocId>,
     n_changes: usize,
@@ -1356,7 +1412,7 @@ impl Capture<'_, '_> {
     fn end_change_counting(&mut self, n_unacked: impl Fn(usize) -> i64) -> Result<usize> {
         let time_ms = match self.mode {
             Mode::Replay { time_ms } => time_ms,
-            _ => chrono::Utc::now().timestamp_millis(),
+            _ => self.time_ms,
         };
         let mut n_made = 0;
         for kind in [DocKind::Register, DocKind::Sensitive] {
@@ -1386,7 +1442,7 @@ impl Capture<'_, '_> {
                     serde_json::to_string(pending).map_err(|error| Error::document("pending capture", error))?;
                 self.tx
                     .prepare_cached("INSERT INTO pending_captures (grid_code, time_ms, writes) VALUES (?1, ?2, ?3)")?
-                    .execute(params![self.grid, chrono::Utc::now().timestamp_millis(), writes])?;
+                    .execute(params![self.grid, self.time_ms, writes])?;
                 return Ok(());
             }
             Mode::Replay { .. } => return self.end_replayed_capture(),

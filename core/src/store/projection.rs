@@ -433,7 +433,7 @@ pub(crate) fn phone_tail(stored: &str) -> Option<String> {
 }
 
 pub(crate) fn id_tail(stored: &str) -> Option<String> {
-    let id_number = IdNumber::parse(stored).ok()?;
+    let id_number = IdNumber::parse_stored(stored).ok()?;
     Some(id_number.tail(4).to_owned())
 }
 

@@ -137,7 +137,7 @@ fn resident_from_row(conn: &Connection, row: &Row<'_>, format: CodeFormat) -> Re
                 .query_map([&id], |row| row.get(0))?
                 .collect::<Result<_, _>>()?;
             Some(ResidentSensitive {
-                id_number: decode_opt(&id, "id_number", row.get(9)?, |s| IdNumber::parse(s).ok())?,
+                id_number: decode_opt(&id, "id_number", row.get(9)?, |s| IdNumber::parse_stored(s).ok())?,
                 phone: decode_opt(&id, "phone", row.get(10)?, |s| Phone::parse(s).ok())?,
                 birth_date: decode_opt(&id, "birth_date", row.get(11)?, decode_date)?,
                 // A tag this version does not know (written by a newer one) is left out.

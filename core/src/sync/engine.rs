@@ -230,7 +230,7 @@ impl Store {
             ("sync_reset", reset.as_str()),
             ("sync_received", received.as_str()),
             ("sync_cursor", response.cursor.to_string().as_str()),
-            ("sync_last_success_ms", chrono::Utc::now().timestamp_millis().to_string().as_str()),
+            ("sync_last_success_ms", self.clock().now_ms().to_string().as_str()),
         ])?;
         Ok(outcome)
     }

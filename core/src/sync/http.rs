@@ -22,7 +22,7 @@ use std::time::Duration;
 use super::wire::{
     self, BlobChunk, BlobDownloadRequest, BlobStatus, BlobStatusRequest, BlobUploadRequest, CONTENT_TYPE,
     DEFAULT_PULL_BUDGET, EnrollRequest, EnrollResponse, ErrorBody, MAX_BLOB_CHUNK_BYTES, PROTOCOL_HEADER,
-    PROTOCOL_VERSION, SyncResponse,
+    PROTOCOL_VERSION, SERVER_TIME_HEADER, SyncResponse,
 };
 use crate::blobs::{BlobHash, BlobStore};
 use crate::store::Store;
@@ -111,7 +111,7 @@ impl SyncClient {
             app_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
         let body = wire::encode(&request);
-        let (response, _) = self.post::<EnrollResponse>("/v1/enroll", None, body).await?;
+        let (response, _) = self.post::<EnrollResponse>(store, "/v1/enroll", None, body).await?;
         store.apply_enrollment(&response)?;
         Ok(response)
     }
@@ -134,19 +134,20 @@ impl SyncClient {
             let round = store.begin_sync(DEFAULT_PULL_BUDGET)?;
             let body = wire::encode(&round.request);
             progress.bytes_sent += body.len() as u64;
-            let (response, received): (SyncResponse, usize) = match self.post("/v1/sync", Some(&token), body).await {
-                // A push refused for one document would be refused again forever: set that
-                // document aside (its unsynced changes exported to a file), get it anew.
-                Err(Error::Refused { status: 400 | 403, doc: Some(doc), .. }) if set_aside < MAX_SET_ASIDE => {
-                    if let Some(doc_id) = crate::crdt::DocId::parse(&doc) {
-                        store.set_aside(&doc_id)?;
-                        set_aside += 1;
-                        continue;
+            let (response, received): (SyncResponse, usize) =
+                match self.post(store, "/v1/sync", Some(&token), body).await {
+                    // A push refused for one document would be refused again forever: set that
+                    // document aside (its unsynced changes exported to a file), get it anew.
+                    Err(Error::Refused { status: 400 | 403, doc: Some(doc), .. }) if set_aside < MAX_SET_ASIDE => {
+                        if let Some(doc_id) = crate::crdt::DocId::parse(&doc) {
+                            store.set_aside(&doc_id)?;
+                            set_aside += 1;
+                            continue;
+                        }
+                        return Err(Error::document(&doc, "the server refused a document this version cannot name"));
                     }
-                    return Err(Error::document(&doc, "the server refused a document this version cannot name"));
-                }
-                result => result?,
-            };
+                    result => result?,
+                };
             progress.bytes_received += received as u64;
             let outcome = store.finish_sync(round, response)?;
             progress.pages += 1;
@@ -167,12 +168,12 @@ impl SyncClient {
     /// Where the server's upload of a blob from this device stands.
     pub async fn blob_status(&self, store: &Store, hash: &BlobHash) -> Result<BlobStatus> {
         let token = store.sync_token()?.ok_or(Error::NotEnrolled)?;
-        self.blob_status_with(&token, hash).await
+        self.blob_status_with(store, &token, hash).await
     }
 
-    async fn blob_status_with(&self, token: &str, hash: &BlobHash) -> Result<BlobStatus> {
+    async fn blob_status_with(&self, store: &Store, token: &str, hash: &BlobHash) -> Result<BlobStatus> {
         let request = BlobStatusRequest { hash: hash.to_string() };
-        Ok(self.post("/v1/blobs/status", Some(token), wire::encode(&request)).await?.0)
+        Ok(self.post(store, "/v1/blobs/status", Some(token), wire::encode(&request)).await?.0)
     }
 
     /// Uploads a blob of this device's blob store, continuing from where the server's
@@ -186,7 +187,7 @@ impl SyncClient {
             return Err(Error::BlobMismatch { hash: hash.to_string() });
         }
         let size = bytes.len() as u64;
-        let mut status = self.blob_status_with(&token, hash).await?;
+        let mut status = self.blob_status_with(store, &token, hash).await?;
         let mut sent = 0;
         let mut n_conflicts = 0;
         while !status.complete {
@@ -195,7 +196,7 @@ impl SyncClient {
             let end = size.min(offset + self.blob_chunk_bytes as u64);
             let chunk = bytes[offset as usize..end as usize].to_vec();
             let request = BlobUploadRequest { hash: hash.to_string(), size, offset, chunk: chunk.into() };
-            match self.post::<BlobStatus>("/v1/blobs/upload", Some(&token), wire::encode(&request)).await {
+            match self.post::<BlobStatus>(store, "/v1/blobs/upload", Some(&token), wire::encode(&request)).await {
                 Ok((next, _)) => {
                     sent += end - offset;
                     n_conflicts = 0;
@@ -207,7 +208,7 @@ impl SyncClient {
                 // The server's upload is elsewhere (a retried chunk that had arrived): ask.
                 Err(Error::Refused { status: 409, .. }) if n_conflicts < 3 => {
                     n_conflicts += 1;
-                    status = self.blob_status_with(&token, hash).await?;
+                    status = self.blob_status_with(store, &token, hash).await?;
                 }
                 Err(error) => return Err(error),
             }
@@ -261,16 +262,17 @@ impl SyncClient {
         let max = u32::try_from(self.blob_chunk_bytes).unwrap_or(u32::MAX);
         loop {
             let request = BlobDownloadRequest { hash: hash.to_string(), offset, max };
-            let answer: BlobChunk = match self.post("/v1/blobs/download", Some(&token), wire::encode(&request)).await {
-                Ok((answer, _)) => answer,
-                // Bytes from before that run past the blob: not its bytes, start again.
-                Err(Error::Refused { status: 400, .. }) if offset > 0 => {
-                    blobs.discard_partial(hash)?;
-                    offset = 0;
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
+            let answer: BlobChunk =
+                match self.post(store, "/v1/blobs/download", Some(&token), wire::encode(&request)).await {
+                    Ok((answer, _)) => answer,
+                    // Bytes from before that run past the blob: not its bytes, start again.
+                    Err(Error::Refused { status: 400, .. }) if offset > 0 => {
+                        blobs.discard_partial(hash)?;
+                        offset = 0;
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                };
             if offset + answer.chunk.len() as u64 > answer.total {
                 // Not this blob's bytes before (or a confused server): start again.
                 blobs.discard_partial(hash)?;
@@ -291,6 +293,7 @@ impl SyncClient {
     /// Posts a body, retrying transport failures; returns the decoded answer and its size.
     async fn post<T: serde::de::DeserializeOwned>(
         &self,
+        store: &Store,
         path: &str,
         token: Option<&str>,
         body: Vec<u8>,
@@ -298,7 +301,7 @@ impl SyncClient {
         let mut backoff = self.first_backoff;
         let mut attempt = 1;
         loop {
-            match self.post_once(path, token, body.clone()).await {
+            match self.post_once(store, path, token, body.clone()).await {
                 Err(Error::Transport { .. }) if attempt < self.max_attempts => {
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
@@ -311,6 +314,7 @@ impl SyncClient {
 
     async fn post_once<T: serde::de::DeserializeOwned>(
         &self,
+        store: &Store,
         path: &str,
         token: Option<&str>,
         body: Vec<u8>,
@@ -325,8 +329,18 @@ impl SyncClient {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
+        let sent_ms = store.clock().device_ms();
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
+        // Every answer says the server's time: the store's clock follows it ([`crate::clock`]).
+        let server_ms = response
+            .headers()
+            .get(SERVER_TIME_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<i64>().ok());
+        if let Some(server_ms) = server_ms {
+            store.observe_server_time(server_ms, sent_ms, store.clock().device_ms())?;
+        }
         let bytes = response.bytes().await.map_err(transport)?;
         // A busy server (5xx) or one slowing this device down (429): try again later.
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {

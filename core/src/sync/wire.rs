@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The header naming the protocol version.
 pub const PROTOCOL_HEADER: &str = "wangge-protocol";
+/// The header of every answer of the server that carries its time: milliseconds since
+/// 1970-01-01 UTC, in decimal. Devices correct their clocks by it (`crate::clock`): deadlines
+/// are counted by the server's time, whatever a device's clock says.
+pub const SERVER_TIME_HEADER: &str = "wangge-server-time";
 /// The media type of every body.
 pub const CONTENT_TYPE: &str = "application/cbor";
 /// Largest compressed body a server accepts (413 beyond).
