@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use wangge_core::Store;
 use wangge_core::model::GridCode;
 use wangge_core::sync::engine::SyncRound;
 use wangge_core::sync::http::SyncClient;
 use wangge_core::sync::wire;
+use wangge_core::{OpenOptions, Store};
 use wangge_server::service::AccessPolicy;
 use wangge_server::{Service, SqliteStorage, Worker};
 
@@ -139,8 +139,13 @@ pub struct TestDevice {
 impl TestDevice {
     /// A new device enrolled with `code`.
     pub async fn enrolled(server: &TestServer, code: &str) -> TestDevice {
+        Self::enrolled_with(server, code, OpenOptions::default()).await
+    }
+
+    /// A new device, its store opened with `options` (a clock of its own, …), enrolled with `code`.
+    pub async fn enrolled_with(server: &TestServer, code: &str, options: OpenOptions) -> TestDevice {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = Store::open(dir.path().join("device.db")).expect("the device store");
+        let store = Store::open_with(dir.path().join("device.db"), options).expect("the device store");
         let client = SyncClient::new(&server.url).expect("a client").with_retries(2, Duration::from_millis(10));
         client.enroll(&store, code, "test device").await.expect("enrollment");
         TestDevice { store, client, _dir: dir }
