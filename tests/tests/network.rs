@@ -167,6 +167,8 @@ async fn run_case(server: Arc<Server>, n: usize, seed: u64) -> Result<CaseSummar
     let mut rng = Rng::new(seed);
     let grid = GridCode::parse_default(&grid_code(n)).unwrap();
     let proxy = Proxy::start(&server.url, rng.next_u64(), FAULT_PERCENT).await;
+    // One client for the case's devices (building one reads the system's root certificates).
+    let via_proxy = SyncClient::new(&proxy.url).unwrap().with_retries(3, Duration::from_millis(5));
     let n_devices = rng.between(3, 8) as usize;
     let mut devices = Vec::new();
     for i in 0..n_devices {
@@ -177,7 +179,7 @@ async fn run_case(server: Arc<Server>, n: usize, seed: u64) -> Result<CaseSummar
         };
         let person = format!("c{n}-p{i}");
         let role = kind.role();
-        let inner = server.device(&person, role.code(), &grid, &proxy.url).await;
+        let inner = server.device(&person, role.code(), &grid, &via_proxy).await;
         devices.push(Arc::new(Device {
             name: format!("device {i} ({})", role.code()),
             kind,
@@ -699,6 +701,8 @@ fn dump(store: &Store, sql: &str) -> Vec<String> {
 #[derive(Debug)]
 struct Server {
     url: String,
+    /// A client straight to the server (enrollment), shared by every device.
+    direct: SyncClient,
     service: wangge_server::Service<SqliteStorage>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -719,7 +723,9 @@ impl Server {
             })
             .await;
         });
-        Server { url: format!("http://{addr}"), service, shutdown: Some(shutdown), _dir: dir }
+        let url = format!("http://{addr}");
+        let direct = SyncClient::new(&url).unwrap();
+        Server { url, direct, service, shutdown: Some(shutdown), _dir: dir }
     }
 
     fn grid(&self, code: &str) -> GridCode {
@@ -728,8 +734,8 @@ impl Server {
         code
     }
 
-    /// A device enrolled (directly) for a new worker of `grid`, syncing through `via`.
-    async fn device(&self, person: &str, role: &str, grid: &GridCode, via: &str) -> DeviceStore {
+    /// A device enrolled (directly) for a new worker of `grid`, syncing with `via`.
+    async fn device(&self, person: &str, role: &str, grid: &GridCode, via: &SyncClient) -> DeviceStore {
         let worker =
             Worker { person: person.into(), role: role.into(), department: None, grids: vec![grid.to_string()] };
         self.service.create_worker(&worker).unwrap();
@@ -737,9 +743,8 @@ impl Server {
         let dir = scratch_dir();
         let store = Store::open(dir.path().join("device.db")).unwrap();
         // The listener is bound before `start` returns: the first request waits, not fails.
-        SyncClient::new(&self.url).unwrap().enroll(&store, &code, "test device").await.unwrap();
-        let client = SyncClient::new(via).unwrap().with_retries(3, Duration::from_millis(5));
-        DeviceStore { store, client, _dir: dir }
+        self.direct.enroll(&store, &code, "test device").await.unwrap();
+        DeviceStore { store, client: via.clone(), _dir: dir }
     }
 }
 
@@ -793,8 +798,8 @@ fn env_u64(name: &str) -> Option<u64> {
 async fn a_new_residents_phone_survives_a_pull_that_lists_the_sensitive_document_first() {
     let server = Server::start().await;
     let grid = server.grid("440703001001001");
-    let a = server.device("a", "full_time_worker", &grid, &server.url).await;
-    let b = server.device("b", "full_time_worker", &grid, &server.url).await;
+    let a = server.device("a", "full_time_worker", &grid, &server.direct).await;
+    let b = server.device("b", "full_time_worker", &grid, &server.direct).await;
     let records =
         generate_grid(&grid, &DemoOptions { households: 2, organizations: 0, components: 0, ..Default::default() });
     a.store.import(&grid, &records).unwrap();
@@ -847,8 +852,8 @@ async fn no_outbox_is_stuck_after_a_flapping_connection() {
     for (i, kind) in [Kind::FullTime, Kind::FullTime, Kind::PartTime, Kind::Leader].into_iter().enumerate() {
         let person = format!("f{i}");
         let role = kind.role();
-        let mut inner = server.device(&person, role.code(), &grid, &proxy.url).await;
-        inner.client = SyncClient::new(&proxy.url).unwrap().with_retries(3, Duration::from_millis(50));
+        let via_proxy = SyncClient::new(&proxy.url).unwrap().with_retries(3, Duration::from_millis(50));
+        let inner = server.device(&person, role.code(), &grid, &via_proxy).await;
         devices.push(Arc::new(Device {
             name: format!("device {i} ({})", role.code()),
             kind,
