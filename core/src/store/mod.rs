@@ -33,6 +33,7 @@ mod pending;
 mod projection;
 mod read;
 mod schema;
+mod wal;
 
 use pending::{Op, PendingWrite};
 use projection::Changed;
@@ -183,7 +184,11 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         let open = OpenFile::claim(&path)?;
         let key = options.key.as_ref();
-        schema::check_existing(&path, key.is_some())?;
+        // A power cut in a checkpoint can leave the file's header damaged while the WAL holds
+        // page 1 whole (see `wal.rs`): then SQLite, reading it from there, decides.
+        if key.is_some() || !wal::page_one_only_in_wal(&path)? {
+            schema::check_existing(&path, key.is_some())?;
+        }
         let mut conn = Connection::open(&path)?;
         schema::apply_key(&conn, key)?;
         if key.is_some() {
