@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -17,47 +19,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{RngExt, SeedableRng};
+use support::{Acked, grid, name_of, resident};
 use wangge_core::Store;
 use wangge_core::model::*;
 
 const CHILD: &str = "WANGGE_CRASH_CHILD";
-const GRID: &str = "440703001001001";
 /// Kills survived by one store before the next starts empty.
 const ROUNDS_PER_STORE: usize = 25;
-
-fn grid() -> GridCode {
-    GridCode::parse_default(GRID).unwrap()
-}
-
-fn resident(name: &str, phone: &str) -> NewResident {
-    NewResident {
-        household: None,
-        name: PersonName::parse(name).unwrap(),
-        id_number: None,
-        phone: Some(Phone::parse(phone).unwrap()),
-        gender: None,
-        birth_date: None,
-        relation: Relation::Head,
-        residence_type: ResidenceType::Registered,
-        tags: Default::default(),
-    }
-}
-
-/// A name for the n-th resident: two to four Chinese characters, unique per n.
-fn name_of(n: u64) -> String {
-    const SURNAMES: [char; 8] = ['陈', '李', '黄', '张', '王', '刘', '林', '何'];
-    const GIVEN: [char; 10] = ['伟', '芳', '娜', '敏', '静', '丽', '强', '磊', '军', '洋'];
-    let mut name = String::from(SURNAMES[(n % 8) as usize]);
-    let mut rest = n / 8;
-    loop {
-        name.push(GIVEN[(rest % 10) as usize]);
-        rest /= 10;
-        if rest == 0 || name.chars().count() == 4 {
-            break;
-        }
-    }
-    name
-}
 
 /// The child: captures until killed, one line per acknowledged edit on stdout:
 /// `add <n> <id>` (a new resident) or `phone <n> <id> <phone>` (a changed phone).
@@ -86,71 +54,9 @@ fn child(path: &Path) {
     }
 }
 
-/// Every row of every table the projection writes, sorted, for comparison with a rebuild.
-fn projection(store: &Store) -> Vec<String> {
-    store
-        .with_reader(|conn| {
-            let mut tables = conn.prepare(
-                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                 AND name NOT LIKE '%search%' AND sql NOT LIKE '%VIRTUAL%'
-                 AND name NOT IN ('documents', 'document_snapshots', 'document_chunks', 'meta',
-                                  'pending_captures', 'failed_captures')",
-            )?;
-            let tables: Vec<String> = tables.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
-            let mut rows = Vec::new();
-            for table in tables {
-                let mut statement = conn.prepare(&format!("SELECT * FROM \"{table}\""))?;
-                let n = statement.column_count();
-                let found = statement.query_map([], |row| {
-                    (0..n).map(|i| row.get_ref(i).map(|value| format!("{value:?}"))).collect::<Result<Vec<_>, _>>()
-                })?;
-                for row in found {
-                    rows.push(format!("{table}|{}", row?.join("|")));
-                }
-            }
-            rows.sort();
-            Ok(rows)
-        })
-        .unwrap()
-}
-
-/// A resident as its acknowledged edits left it.
-#[derive(Debug)]
-struct Acked {
-    name: String,
-    phone: String,
-    /// The edit number of its last acknowledged phone change.
-    phone_n: Option<u64>,
-}
-
-/// The edit number a changed phone carries (`139` and the number, see `child`).
-fn phone_n(phone: &str) -> Option<u64> {
-    phone.strip_prefix("139")?.parse().ok()
-}
-
 /// What the parent checks after each kill; returns how many residents the store holds.
 fn check(path: &Path, acked: &BTreeMap<ResidentId, Acked>) -> usize {
-    let store = Store::open(path).unwrap();
-    let integrity: String =
-        store.with_reader(|conn| conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))).unwrap();
-    assert_eq!(integrity, "ok");
-    for doc in store.documents().unwrap() {
-        store.document_bytes(&doc).unwrap_or_else(|error| panic!("{doc} does not load: {error}"));
-    }
-    for (id, acked) in acked {
-        let found = store.resident(*id).unwrap_or_else(|error| panic!("acknowledged resident lost: {error}"));
-        assert_eq!(found.name.as_str(), acked.name);
-        let held = found.sensitive.and_then(|sensitive| sensitive.phone).map(|phone| phone.as_str().to_owned());
-        let held = held.unwrap_or_default();
-        // The acknowledged phone, or one from a later capture the child did not live to report.
-        let later = phone_n(&held).is_some_and(|n| acked.phone_n.is_none_or(|acked_n| n > acked_n));
-        assert!(held == acked.phone || later, "acknowledged phone lost: {held} instead of {}", acked.phone);
-    }
-    let before = projection(&store);
-    store.rebuild_projection().unwrap();
-    assert_eq!(projection(&store), before, "the projection differs from a rebuild from the documents");
-    store.with_reader(|conn| conn.query_row("SELECT count(*) FROM residents", [], |row| row.get::<_, i64>(0))).unwrap()
-        as usize
+    support::check(&Store::open(path).unwrap(), acked)
 }
 
 fn main() {
