@@ -28,6 +28,9 @@ pub(crate) mod store;
 pub mod sync;
 
 pub use error::{Error, Result};
+/// The hook a test uses to stop a store's migration midway (`core/tests/upgrade.rs`).
+#[doc(hidden)]
+pub use store::AFTER_UPGRADE_STEP;
 pub use store::{
     DepartmentDeadline, Due, FailedCapture, HouseholdSummary, ImportSummary, IncidentFilter, IncidentStats,
     IncidentSummary, NewIncident, OpenOptions, RemovedChanges, ResidentContact, ResidentHit, SCHEMA_VERSION, Store,

@@ -44,6 +44,8 @@ pub use incidents::{
     TimelineEntry, check_action, clock_deadline, describe,
 };
 pub use read::{HouseholdSummary, ResidentHit};
+#[doc(hidden)]
+pub use schema::AFTER_UPGRADE_STEP;
 pub use schema::SCHEMA_VERSION;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -160,6 +160,19 @@ pub(crate) fn configure(conn: &Connection) -> Result<()> {
 
 pub(crate) const STATEMENT_CACHE_CAPACITY: usize = 128;
 
+/// A test's way to stop a migration midway: if set, called inside the migration's
+/// transaction after each upgrade step with the version that step reached, before the new
+/// version is written and committed. `core/tests/upgrade.rs` kills the process there and
+/// checks that the store is all old. Never set outside tests.
+#[doc(hidden)]
+pub static AFTER_UPGRADE_STEP: std::sync::OnceLock<fn(u32)> = std::sync::OnceLock::new();
+
+fn after_upgrade_step(version: u32) {
+    if let Some(hook) = AFTER_UPGRADE_STEP.get() {
+        hook(version);
+    }
+}
+
 /// Brings the schema to [`SCHEMA_VERSION`]: creates it, or runs each upgrade step.
 /// All steps run in one transaction: a store is either all old or all new.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -173,12 +186,15 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     } else {
         if version < 2 {
             upgrade_from_1(&tx)?;
+            after_upgrade_step(2);
         }
         if version < 3 {
             tx.execute_batch(UPGRADE_FROM_2)?;
+            after_upgrade_step(3);
         }
         if version < 4 {
             tx.execute_batch(UPGRADE_FROM_3)?;
+            after_upgrade_step(4);
         }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
