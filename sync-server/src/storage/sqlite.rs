@@ -32,6 +32,12 @@ impl std::fmt::Debug for SqliteStorage {
 /// Read connections: at most this many reads at a time (more wait for one to be free).
 const READERS: u32 = 4;
 
+/// How much of the database file each connection maps (address space, not memory).
+const MMAP_BYTES: i64 = 1 << 30;
+
+/// Prepared statements kept per connection: more than this storage has.
+const STATEMENT_CACHE: usize = 64;
+
 /// Opens the read connections of the pool.
 #[derive(Debug)]
 struct Readers {
@@ -46,6 +52,10 @@ impl r2d2::ManageConnection for Readers {
         let conn = Connection::open(&self.path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "query_only", true)?;
+        // Pages read from the mapped file, not copied in by a read call each: every commit
+        // drops a reader's page cache, and readers run while commits go on all the time.
+        conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
 
@@ -246,6 +256,8 @@ impl SqliteStorage {
         // Before WAL mode, which would rewrite the header of a newer server's file.
         migrate(&mut conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let readers = r2d2::Pool::builder()
             .max_size(READERS)
             .min_idle(Some(1))
@@ -308,6 +320,16 @@ impl SqliteStorage {
         })
     }
 
+    /// The first row of a read, if any (the statement is prepared once per connection).
+    fn read_row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        Ok(self.read()?.prepare_cached(sql)?.query_row(params, row).optional()?)
+    }
+
     /// A read connection of the pool (waits while all are busy).
     fn read(&self) -> Result<r2d2::PooledConnection<Readers>> {
         self.readers
@@ -329,12 +351,9 @@ impl Storage for SqliteStorage {
     }
 
     fn grid(&self, code: &str) -> Result<Option<GridRecord>> {
-        Ok(self
-            .read()?
-            .query_row("SELECT code, name, kind FROM grids WHERE code = ?1", [code], |row| {
-                Ok(GridRecord { code: row.get(0)?, name: row.get(1)?, kind: row.get(2)? })
-            })
-            .optional()?)
+        self.read_row("SELECT code, name, kind FROM grids WHERE code = ?1", [code], |row| {
+            Ok(GridRecord { code: row.get(0)?, name: row.get(1)?, kind: row.get(2)? })
+        })
     }
 
     fn grids_within(&self, prefix: &str) -> Result<Vec<GridRecord>> {
@@ -362,9 +381,7 @@ impl Storage for SqliteStorage {
 
     fn worker(&self, person: &str) -> Result<Option<Worker>> {
         Ok(self
-            .read()?
-            .query_row(&format!("SELECT {WORKER_COLUMNS} FROM workers WHERE person = ?1"), [person], worker_row)
-            .optional()?
+            .read_row(&format!("SELECT {WORKER_COLUMNS} FROM workers WHERE person = ?1"), [person], worker_row)?
             .map(|(worker, _)| worker))
     }
 
@@ -381,9 +398,7 @@ impl Storage for SqliteStorage {
 
     fn worker_contact(&self, person: &str) -> Result<Option<WorkerContact>> {
         Ok(self
-            .read()?
-            .query_row(&format!("SELECT {WORKER_COLUMNS} FROM workers WHERE person = ?1"), [person], worker_row)
-            .optional()?
+            .read_row(&format!("SELECT {WORKER_COLUMNS} FROM workers WHERE person = ?1"), [person], worker_row)?
             .map(|(_, contact)| contact))
     }
 
@@ -458,10 +473,7 @@ impl Storage for SqliteStorage {
     }
 
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
-        Ok(self
-            .read()?
-            .query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE token_hash = ?1"), [token_hash], device_row)
-            .optional()?)
+        self.read_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE token_hash = ?1"), [token_hash], device_row)
     }
 
     fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<LogEntry>> {
@@ -526,23 +538,17 @@ impl Storage for SqliteStorage {
     }
 
     fn snapshot(&self, doc: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .read()?
-            .query_row("SELECT snapshot FROM documents WHERE doc_id = ?1", [doc], |row| row.get(0))
-            .optional()?)
+        self.read_row("SELECT snapshot FROM documents WHERE doc_id = ?1", [doc], |row| row.get(0))
     }
 
     fn document(&self, doc: &str) -> Result<Option<StoredDocument>> {
         // One statement: one read transaction, so the version is the snapshot's.
-        Ok(self
-            .read()?
-            .query_row(
-                "SELECT snapshot, coalesce((SELECT max(seq) FROM changes WHERE doc_id = ?1), 0)
-                 FROM documents WHERE doc_id = ?1",
-                [doc],
-                |row| Ok(StoredDocument { snapshot: row.get(0)?, version: row.get(1)? }),
-            )
-            .optional()?)
+        self.read_row(
+            "SELECT snapshot, coalesce((SELECT max(seq) FROM changes WHERE doc_id = ?1), 0)
+             FROM documents WHERE doc_id = ?1",
+            [doc],
+            |row| Ok(StoredDocument { snapshot: row.get(0)?, version: row.get(1)? }),
+        )
     }
 
     fn commit(&self, updates: &[DocUpdate], received_ms: i64) -> Result<()> {
@@ -650,7 +656,7 @@ impl Storage for SqliteStorage {
     }
 
     fn max_seq(&self) -> Result<i64> {
-        Ok(self.read()?.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |row| row.get(0))?)
+        Ok(self.read_row("SELECT coalesce(max(seq), 0) FROM changes", [], |row| row.get(0))?.unwrap_or(0))
     }
 
     fn blob(&self, hash: &str) -> Result<Option<BlobRecord>> {

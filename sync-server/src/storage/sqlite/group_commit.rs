@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use crate::storage::{Result, StorageError};
 
@@ -175,17 +175,25 @@ fn commit_group(conn: &mut Connection, group: &mut Vec<Box<dyn Grouped>>, counts
 }
 
 fn run_group(conn: &mut Connection, group: &mut [Box<dyn Grouped>]) -> rusqlite::Result<()> {
-    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for write in group.iter_mut() {
-        let savepoint = tx.savepoint()?;
-        if write.run(&savepoint) {
-            savepoint.commit()?;
-        } else {
-            // Dropped: rolled back to where it began, and released.
-            drop(savepoint);
+    // Cached statements rather than rusqlite's `Transaction` and `Savepoint`, which parse
+    // their SQL again each time: a tenth of the server's CPU under load.
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut statement| statement.execute([]));
+    run("BEGIN IMMEDIATE")?;
+    let outcome = (|| {
+        for write in group.iter_mut() {
+            run("SAVEPOINT write")?;
+            if !write.run(conn) {
+                run("ROLLBACK TO write")?;
+            }
+            run("RELEASE write")?;
         }
+        run("COMMIT")
+    })();
+    if outcome.is_err() && !conn.is_autocommit() {
+        // What the failure left of the transaction is undone; the error is the first one.
+        let _ = run("ROLLBACK");
     }
-    tx.commit()
+    outcome.map(|_| ())
 }
 
 /// The same error again, for each write of a group that one failure undid
