@@ -98,7 +98,10 @@ pub(crate) fn rename_zeroing(temporary: &Path, path: &Path) -> Result<()> {
         Err(error) => return Err(error.into()),
     };
     fs::rename(temporary, path)?;
-    sync_directory_of(path);
+    // The old content is zeroed only once the rename is durable: zeroed before, a power
+    // cut that undid the rename would leave zeros at `path`. A failed directory sync leaves
+    // it as it is, plaintext and all, and fails.
+    sync_directory_of(path)?;
     if let Some(old) = old {
         zero(&old)?;
     }
@@ -133,14 +136,50 @@ pub(crate) fn zero(mut file: &File) -> Result<()> {
     Ok(())
 }
 
-/// Makes a rename durable where directories can be opened as files; elsewhere the rename
-/// is all there is.
-pub(crate) fn sync_directory_of(path: &Path) {
-    if let Some(parent) = path.parent()
-        && let Ok(directory) = File::open(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })
-    {
-        let _ = directory.sync_all();
+/// Makes a rename (or a new file) at `path` durable by syncing its directory, and says
+/// when that failed: until the directory is synced a power cut may undo the rename, so a
+/// caller that promises durability (a photo's `put`) must fail too.
+///
+/// What is tolerated is what says "this file system cannot sync a directory", not "it
+/// could not": `EINVAL` (Linux on CIFS and some FUSE file systems), `EBADF` (NetBSD and
+/// others refuse a directory opened read-only), `EISDIR` (HP-UX), `ENOTSUP`/`EOPNOTSUPP`
+/// and `ENOSYS` (FUSE file systems without `fsyncdir`). There the rename is all there is.
+/// Everything else (`EIO`, `ENOSPC`, …) is returned. This is PostgreSQL's rule
+/// (`fsync_fname_ext`: `EBADF` and `EINVAL` ignored for directories, anything else
+/// reported) widened by coreutils' list (`EISDIR`) and the unsupported-operation codes.
+/// SQLite's unix VFS ignores every error of its directory sync (`unixSync`: "many
+/// systems … are unable to fsync a directory"); it can afford to, since a journal lost
+/// with its directory entry only loses a rollback, while here the rename is the commit of
+/// a photo that may be this device's only copy.
+///
+/// Where a directory cannot be opened as a file (Windows: `File::open` on a directory is
+/// refused) nothing is synced; on unix a directory that does not open is an error.
+pub(crate) fn sync_directory_of(path: &Path) -> std::io::Result<()> {
+    sync_directory_with(path, File::sync_all)
+}
+
+/// [`sync_directory_of`] with `sync` standing for the directory's `fsync` (the blob
+/// store's fault hook goes through here, so what it injects meets the same rule).
+pub(crate) fn sync_directory_with(path: &Path, sync: impl FnOnce(&File) -> std::io::Result<()>) -> std::io::Result<()> {
+    let Some(parent) = path.parent() else { return Ok(()) };
+    let directory = match File::open(if parent.as_os_str().is_empty() { Path::new(".") } else { parent }) {
+        Ok(directory) => directory,
+        Err(_) if !cfg!(unix) => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    match sync(&directory) {
+        Err(error) if directory_sync_unsupported(&error) => Ok(()),
+        synced => synced,
     }
+}
+
+/// An error of a directory's `fsync` that means the file system does not do it (see
+/// [`sync_directory_of`]).
+fn directory_sync_unsupported(error: &std::io::Error) -> bool {
+    // EBADF is 9 on every unix; std has no kind for it.
+    const EBADF: i32 = 9;
+    matches!(error.kind(), ErrorKind::InvalidInput | ErrorKind::IsADirectory | ErrorKind::Unsupported)
+        || (cfg!(unix) && error.raw_os_error() == Some(EBADF))
 }
 
 #[cfg(test)]
@@ -180,5 +219,32 @@ mod tests {
         zero_and_remove(&path).unwrap();
         assert!(!path.exists());
         zero_and_remove(&path).unwrap();
+    }
+
+    // Linux's errno numbers.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_directory_sync_that_is_unsupported_is_tolerated_and_one_that_fails_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        sync_directory_of(&path).unwrap();
+        #[track_caller]
+        fn check(errno: i32, reported: bool) {
+            let dir = tempfile::tempdir().unwrap();
+            let result =
+                sync_directory_with(&dir.path().join("file"), |_| Err(std::io::Error::from_raw_os_error(errno)));
+            match result {
+                Err(error) => assert!(reported, "errno {errno} reported: {error}"),
+                Ok(()) => assert!(!reported, "errno {errno} tolerated"),
+            }
+        }
+        // EINVAL, EBADF, EISDIR, ENOSYS, EOPNOTSUPP (Linux): the file system does not do it.
+        for errno in [22, 9, 21, 38, 95] {
+            check(errno, false);
+        }
+        // EIO, ENOSPC, EDQUOT, EROFS: it could not.
+        for errno in [5, 28, 122, 30] {
+            check(errno, true);
+        }
     }
 }

@@ -35,9 +35,9 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -94,6 +94,40 @@ impl fmt::Display for BlobHash {
 impl fmt::Debug for BlobHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "BlobHash({})", self.0)
+    }
+}
+
+/// A file operation of the blob store, as [`BLOB_FILE_FAULT`] sees it. Test-only.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobFileOp {
+    /// Writing a temporary file's bytes (the path is the temporary file's), or appending a
+    /// download's chunk (the partial file's).
+    Write,
+    /// Syncing that file.
+    Sync,
+    /// Renaming a temporary file into place (the path is the temporary file's).
+    Rename,
+    /// Syncing the directory after the rename (the path is the renamed file's).
+    SyncDirectory,
+    /// Reading a blob, or a finished download, back (the path is that file's).
+    Read,
+}
+
+/// A test's way to make the blob store's file operations fail (`tests/tests/disk_full.rs`:
+/// a full disk, an I/O error): if set, called before each operation with the file it is
+/// about to touch, and an error it returns takes the operation's place (for a
+/// directory sync, the `fsync`'s: it meets the same rule, see `at_rest::sync_directory_of`).
+/// The hook decides which paths it fails, so tests running at once do not meet each
+/// other's faults. Unset it costs one atomic load per operation. Never set outside tests.
+#[doc(hidden)]
+pub static BLOB_FILE_FAULT: OnceLock<fn(BlobFileOp, &Path) -> Option<io::Error>> = OnceLock::new();
+
+/// The error [`BLOB_FILE_FAULT`] injects into `op` on `path`, if any.
+fn injected(op: BlobFileOp, path: &Path) -> io::Result<()> {
+    match BLOB_FILE_FAULT.get().and_then(|hook| hook(op, path)) {
+        Some(error) => Err(error),
+        None => Ok(()),
     }
 }
 
@@ -176,6 +210,13 @@ impl BlobStore {
 
     /// Stores bytes taken on this device (a photo) and returns their name. The blob stays
     /// pending upload, and is never trimmed, until [`BlobStore::mark_uploaded`].
+    ///
+    /// `Ok` means the blob and its marker are written, synced and renamed into place, and
+    /// their directories synced: they survive a power cut. A write, sync, rename or
+    /// directory sync that fails (a full disk: `Error::Io` of kind `StorageFull`) fails the
+    /// put, and what it wrote is removed (a temporary file that cannot be is removed when
+    /// the store next opens): the caller has no name to record, and a later put of the same
+    /// bytes writes them again.
     pub fn put(&self, bytes: &[u8]) -> Result<BlobHash> {
         let size = bytes.len() as u64;
         if size > MAX_BLOB_BYTES {
@@ -184,10 +225,18 @@ impl BlobStore {
         let hash = BlobHash::of(bytes);
         // The marker first: a crash between the two leaves a marker without a blob (nothing
         // to upload), never a blob of this device's that a trim may delete.
-        if !self.is_pending(&hash) {
+        let new_marker = !self.is_pending(&hash);
+        if new_marker {
             self.write_atomically(&self.pending_path(&hash), &[])?;
         }
-        self.store(&hash, bytes)?;
+        if let Err(error) = self.store(&hash, bytes) {
+            // A failed put leaves no marker of its own behind (one without its blob would
+            // be skipped anyway; removed, a retry starts from nothing).
+            if new_marker {
+                let _ = remove_if_there(&self.pending_path(&hash));
+            }
+            return Err(error);
+        }
         Ok(hash)
     }
 
@@ -203,7 +252,7 @@ impl BlobStore {
     /// A blob's bytes, if it is here; counts as a use (it becomes the last to be trimmed).
     pub fn get(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>> {
         let path = self.blob_path(hash);
-        match fs::read(&path) {
+        match injected(BlobFileOp::Read, &path).and_then(|()| fs::read(&path)) {
             Ok(bytes) => {
                 let bytes = match &self.cipher {
                     Some(cipher) => cipher.open_blob(hash, &bytes)?,
@@ -388,8 +437,11 @@ impl BlobStore {
             }
             None => chunk,
         };
-        let mut file = OpenOptions::new().create(true).append(true).open(self.partial_path(hash))?;
+        let path = self.partial_path(hash);
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        injected(BlobFileOp::Write, &path)?;
         file.write_all(bytes)?;
+        injected(BlobFileOp::Sync, &path)?;
         file.sync_data()?;
         Ok(())
     }
@@ -398,7 +450,7 @@ impl BlobStore {
     /// them ([`Error::BlobMismatch`]).
     pub(crate) fn finish_partial(&self, hash: &BlobHash) -> Result<Vec<u8>> {
         let path = self.partial_path(hash);
-        let file = fs::read(&path)?;
+        let file = injected(BlobFileOp::Read, &path).and_then(|()| fs::read(&path))?;
         let bytes = match &self.cipher {
             Some(cipher) => {
                 let mut plain = Vec::new();
@@ -448,21 +500,35 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Writes a temporary file, syncs it and renames it into place: a reader never sees
-    /// half a blob.
+    /// Writes a temporary file, syncs it, renames it into place and syncs the directory:
+    /// a reader never sees half a blob, and `Ok` means the file survives a power cut.
+    /// On an error nothing stays: the temporary file is removed, and so is the renamed file
+    /// if the directory sync failed (a power cut could still undo that rename, and a file
+    /// left there would be taken as stored by the next write of the same bytes, which
+    /// would then not sync the directory).
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let temporary = self.dir.join(format!("tmp-{}", uuid::Uuid::new_v4()));
         let written = (|| {
             let mut file = File::create(&temporary)?;
+            injected(BlobFileOp::Write, &temporary)?;
             file.write_all(bytes)?;
+            injected(BlobFileOp::Sync, &temporary)?;
             file.sync_all()?;
+            injected(BlobFileOp::Rename, &temporary)?;
             fs::rename(&temporary, path)
         })();
         if let Err(error) = written {
             let _ = fs::remove_file(&temporary);
             return Err(error.into());
         }
-        at_rest::sync_directory_of(path);
+        let synced = at_rest::sync_directory_with(path, |directory| {
+            injected(BlobFileOp::SyncDirectory, path)?;
+            directory.sync_all()
+        });
+        if let Err(error) = synced {
+            let _ = fs::remove_file(path);
+            return Err(error.into());
+        }
         Ok(())
     }
 
