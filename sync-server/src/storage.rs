@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 
 mod boxed;
+mod group_commit;
 mod postgres;
 mod sqlite;
 
@@ -63,6 +64,23 @@ pub enum StorageError {
         "the database was written by a newer wangge-server (schema {found}, this version reads up to {supported}): update the server; the database was left untouched"
     )]
     NewerSchema { found: i64, supported: i64 },
+}
+
+impl StorageError {
+    /// The same error again, for each write of a group that one failure undid (the
+    /// clients' errors are not `Clone`: theirs is kept as text).
+    pub(crate) fn duplicate(&self) -> StorageError {
+        match self {
+            StorageError::Sql(rusqlite::Error::SqliteFailure(code, message)) => {
+                StorageError::Sql(rusqlite::Error::SqliteFailure(*code, message.clone()))
+            }
+            StorageError::DocumentChanged { doc } => StorageError::DocumentChanged { doc: doc.clone() },
+            StorageError::NewerSchema { found, supported } => {
+                StorageError::NewerSchema { found: *found, supported: *supported }
+            }
+            other => StorageError::Conflict(other.to_string()),
+        }
+    }
 }
 
 /// A worker, as an operator created them.

@@ -34,6 +34,7 @@ use ::r2d2_postgres::postgres::error::SqlState;
 use ::r2d2_postgres::postgres::{self as pg, NoTls, Row};
 use ::r2d2_postgres::{PostgresConnectionManager, r2d2};
 
+use super::group_commit;
 use super::*;
 
 /// The schema version this server writes (`schema_version.version`). 1: the first; 2:
@@ -65,6 +66,51 @@ type Manager = PostgresConnectionManager<NoTls>;
 /// A PostgreSQL database shared by any number of server nodes.
 pub struct PostgresStorage {
     pool: r2d2::Pool<Manager>,
+    /// Commits to the log: one connection of its own, whose thread commits the commits
+    /// queued while it was busy in one transaction, under one turn of [`LOG_LOCK`].
+    log_writer: group_commit::Writer<LogSession>,
+}
+
+/// Takes [`LOG_LOCK`] (its value written out: transaction control is plain SQL text).
+const TAKE_LOG_LOCK: &str = "SELECT pg_advisory_xact_lock(8603964838839844865)";
+
+/// The log writer's connection, with the statements it has prepared.
+struct LogSession {
+    client: pg::Client,
+    config: pg::Config,
+    statements: HashMap<&'static str, pg::Statement>,
+}
+
+impl LogSession {
+    fn connect(config: pg::Config) -> Result<Self> {
+        Ok(Self { client: config.connect(NoTls)?, config, statements: HashMap::new() })
+    }
+
+    /// `sql`, prepared once per connection (the client would prepare it on every call).
+    fn statement(&mut self, sql: &'static str) -> Result<pg::Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+}
+
+impl group_commit::Session for LogSession {
+    const BEGIN: &'static [&'static str] = &["BEGIN", TAKE_LOG_LOCK];
+
+    fn control(&mut self, sql: &'static str) -> Result<()> {
+        Ok(self.client.batch_execute(sql)?)
+    }
+
+    fn reconnect_if_broken(&mut self) -> Result<()> {
+        if self.client.is_closed() {
+            self.client = self.config.connect(NoTls)?;
+            self.statements.clear();
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for PostgresStorage {
@@ -259,9 +305,11 @@ impl PostgresStorage {
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
-            .build(PostgresConnectionManager::new(config, NoTls))?;
+            .build(PostgresConnectionManager::new(config.clone(), NoTls))?;
         migrate(&mut *pool.get()?)?;
-        Ok(Self { pool })
+        let log_writer = group_commit::Writer::start(LogSession::connect(config)?)
+            .map_err(|error| StorageError::Conflict(format!("the database's writer thread: {error}")))?;
+        Ok(Self { pool, log_writer })
     }
 
     fn client(&self) -> Result<r2d2::PooledConnection<Manager>> {
@@ -448,48 +496,46 @@ impl Storage for PostgresStorage {
     }
 
     fn commit(&self, updates: &[DocUpdate], received_ms: i64) -> Result<()> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        // Before the versions are compared and any sequence number is taken; held until
-        // the commit is visible (see the module's documentation).
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOG_LOCK])?;
-        let insert_change = tx.prepare(
-            "INSERT INTO changes (doc_id, hash, actor, bytes, received_ms) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (hash) DO NOTHING",
-        )?;
-        for update in updates {
-            let version: Option<i64> = tx
-                .query_opt(
-                    "SELECT coalesce((SELECT max(seq) FROM changes WHERE doc_id = $1), 0)
-                     FROM documents WHERE doc_id = $1",
-                    &[&update.doc],
-                )?
-                .map(|row| row.try_get(0))
-                .transpose()?;
-            if version != update.base {
-                return Err(StorageError::DocumentChanged { doc: update.doc.clone() });
-            }
-            tx.execute(
+        let updates = updates.to_vec();
+        // In the log writer's transaction, which took the log's lock before any version is
+        // compared or sequence number taken; held until the commit is visible (see the
+        // module's documentation).
+        self.log_writer.write(move |session| {
+            let version_of = session.statement(
+                "SELECT coalesce((SELECT max(seq) FROM changes WHERE doc_id = $1), 0) FROM documents WHERE doc_id = $1",
+            )?;
+            let write_snapshot = session.statement(
                 "INSERT INTO documents (doc_id, snapshot) VALUES ($1, $2)
                  ON CONFLICT (doc_id) DO UPDATE SET snapshot = excluded.snapshot",
-                &[&update.doc, &update.snapshot],
             )?;
-            tx.execute("DELETE FROM doc_scopes WHERE doc_id = $1", &[&update.doc])?;
-            tx.execute(
-                "INSERT INTO doc_scopes (scope, doc_id) SELECT DISTINCT unnest($2::text[]), $1",
-                &[&update.doc, &update.scopes],
+            let clear_scopes = session.statement("DELETE FROM doc_scopes WHERE doc_id = $1")?;
+            let write_scopes =
+                session.statement("INSERT INTO doc_scopes (scope, doc_id) SELECT DISTINCT unnest($2::text[]), $1")?;
+            let insert_change = session.statement(
+                "INSERT INTO changes (doc_id, hash, actor, bytes, received_ms) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (hash) DO NOTHING",
             )?;
-            for (hash, actor, bytes) in &update.changes {
-                tx.execute(&insert_change, &[&update.doc, hash, actor, bytes, &received_ms])?;
+            let clear_refs = session.statement("DELETE FROM blob_refs WHERE doc_id = $1")?;
+            let write_refs =
+                session.statement("INSERT INTO blob_refs (hash, doc_id) SELECT DISTINCT unnest($2::text[]), $1")?;
+            let tx = &mut session.client;
+            for update in &updates {
+                let version: Option<i64> =
+                    tx.query_opt(&version_of, &[&update.doc])?.map(|row| row.try_get(0)).transpose()?;
+                if version != update.base {
+                    return Err(StorageError::DocumentChanged { doc: update.doc.clone() });
+                }
+                tx.execute(&write_snapshot, &[&update.doc, &update.snapshot])?;
+                tx.execute(&clear_scopes, &[&update.doc])?;
+                tx.execute(&write_scopes, &[&update.doc, &update.scopes])?;
+                for (hash, actor, bytes) in &update.changes {
+                    tx.execute(&insert_change, &[&update.doc, hash, actor, bytes, &received_ms])?;
+                }
+                tx.execute(&clear_refs, &[&update.doc])?;
+                tx.execute(&write_refs, &[&update.doc, &update.blob_refs])?;
             }
-            tx.execute("DELETE FROM blob_refs WHERE doc_id = $1", &[&update.doc])?;
-            tx.execute(
-                "INSERT INTO blob_refs (hash, doc_id) SELECT DISTINCT unnest($2::text[]), $1",
-                &[&update.doc, &update.blob_refs],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     fn visible_documents(&self, scopes: &[String]) -> Result<HashMap<String, i64>> {
@@ -705,5 +751,15 @@ impl Storage for PostgresStorage {
                 &[&hash, &scopes],
             )?
             .try_get(0)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_writer_takes_the_log_lock() {
+        assert_eq!(TAKE_LOG_LOCK, format!("SELECT pg_advisory_xact_lock({LOG_LOCK})"));
     }
 }

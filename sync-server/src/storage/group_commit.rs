@@ -1,8 +1,8 @@
-//! Group commit: one thread owns the only writing connection. The writes that arrive
-//! while it is committing wait in a queue and go into its next transaction together,
-//! so many requests share one fsync (`synchronous = FULL`: none of them returns before
-//! its write is on disk). Each write runs in its own savepoint: one that fails is rolled
-//! back alone and the others commit.
+//! Group commit: one thread owns a backend's writing connection. The writes that arrive
+//! while it is committing wait in a queue and go into its next transaction together, so
+//! many requests share one durable commit (one fsync; on PostgreSQL also one turn of the
+//! log's lock) and none returns before its write is durable. Each write runs in its own
+//! savepoint: one that fails is rolled back alone and the others commit.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -10,18 +10,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 
-use rusqlite::Connection;
-
 use crate::storage::{Result, StorageError};
 
 /// The most writes in one transaction: a bound on how long the first of them waits.
 const MAX_GROUP: usize = 64;
 
+/// A writing connection as the group commit drives it: transaction control by SQL text.
+pub(super) trait Session: Send + 'static {
+    /// Statements that open a group's transaction.
+    const BEGIN: &'static [&'static str];
+    /// Runs one statement of transaction control (`BEGIN`, `SAVEPOINT`, `COMMIT`, …).
+    fn control(&mut self, sql: &'static str) -> Result<()>;
+    /// Called before each group: a backend whose connection broke opens a new one.
+    fn reconnect_if_broken(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// The handle the storage keeps; dropping it lets the thread finish the queue, close the
 /// connection and end.
 #[derive(Debug)]
-pub(super) struct Writer {
-    queue: Option<Sender<Job>>,
+pub(super) struct Writer<C> {
+    queue: Option<Sender<Job<C>>>,
     thread: Option<JoinHandle<()>>,
     counts: Arc<Counts>,
 }
@@ -35,20 +45,20 @@ pub(super) struct Counts {
     pub largest_group: AtomicUsize,
 }
 
-enum Job {
+enum Job<C> {
     /// Run in the group's transaction, within its own savepoint.
-    Grouped(Box<dyn Grouped>),
+    Grouped(Box<dyn Grouped<C>>),
     /// Run alone with the connection to itself, outside any transaction (a restore).
-    Alone(Box<dyn FnOnce(&mut Connection) + Send>),
+    Alone(Box<dyn FnOnce(&mut C) + Send>),
 }
 
 /// A write waiting for its group, type-erased.
-trait Grouped: Send {
+trait Grouped<C>: Send {
     /// Runs the write; `true` when it succeeded (its savepoint is kept).
-    fn run(&mut self, conn: &Connection) -> bool;
+    fn run(&mut self, conn: &mut C) -> bool;
     /// Answers the caller once the group's transaction ended: its own result, or the error
     /// that undid the whole group.
-    fn answer(self: Box<Self>, group_failed: Option<&rusqlite::Error>);
+    fn answer(self: Box<Self>, group_failed: Option<&StorageError>);
 }
 
 struct Pending<T, F> {
@@ -57,8 +67,8 @@ struct Pending<T, F> {
     reply: SyncSender<Result<T>>,
 }
 
-impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> Grouped for Pending<T, F> {
-    fn run(&mut self, conn: &Connection) -> bool {
+impl<C, T: Send, F: FnOnce(&mut C) -> Result<T> + Send> Grouped<C> for Pending<T, F> {
+    fn run(&mut self, conn: &mut C) -> bool {
         let Some(work) = self.work.take() else { return false };
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn)))
             .unwrap_or_else(|_| Err(StorageError::Conflict("a database write failed unexpectedly".into())));
@@ -67,9 +77,9 @@ impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> Grouped for Pending<T,
         ok
     }
 
-    fn answer(self: Box<Self>, group_failed: Option<&rusqlite::Error>) {
+    fn answer(self: Box<Self>, group_failed: Option<&StorageError>) {
         let result = match (group_failed, self.result) {
-            (Some(error), _) => Err(StorageError::Sql(duplicate(error))),
+            (Some(error), _) => Err(error.duplicate()),
             (None, Some(result)) => result,
             (None, None) => Err(stopped()),
         };
@@ -78,13 +88,13 @@ impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> Grouped for Pending<T,
     }
 }
 
-impl Writer {
-    pub(super) fn start(conn: Connection) -> std::io::Result<Self> {
+impl<C: Session> Writer<C> {
+    pub(super) fn start(conn: C) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel();
         let counts = Arc::new(Counts::default());
         let thread = {
             let counts = counts.clone();
-            std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || serve(conn, jobs, &counts))?
+            std::thread::Builder::new().name("db-writer".into()).spawn(move || serve(conn, jobs, &counts))?
         };
         Ok(Self { queue: Some(queue), thread: Some(thread), counts })
     }
@@ -99,7 +109,7 @@ impl Writer {
     pub(super) fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut C) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
         self.submit(Job::Grouped(Box::new(Pending { work: Some(work), result: None, reply })))?;
@@ -110,10 +120,10 @@ impl Writer {
     pub(super) fn alone<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut C) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.submit(Job::Alone(Box::new(move |conn: &mut Connection| {
+        self.submit(Job::Alone(Box::new(move |conn: &mut C| {
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn)))
                 .unwrap_or_else(|_| Err(StorageError::Conflict("a database operation failed unexpectedly".into())));
             let _ = reply.send(result);
@@ -121,17 +131,17 @@ impl Writer {
         answer.recv().map_err(|_| stopped())?
     }
 
-    fn submit(&self, job: Job) -> Result<()> {
+    fn submit(&self, job: Job<C>) -> Result<()> {
         self.counts.queued.fetch_add(1, Ordering::Relaxed);
         self.queue.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())
     }
 }
 
-impl Drop for Writer {
+impl<C> Drop for Writer<C> {
     fn drop(&mut self) {
         self.queue = None;
         if let Some(thread) = self.thread.take() {
-            // The connection is closed (and the WAL checkpointed) when this returns.
+            // The connection is closed (and SQLite's WAL checkpointed) when this returns.
             let _ = thread.join();
         }
     }
@@ -142,8 +152,8 @@ fn stopped() -> StorageError {
 }
 
 /// The writer thread: takes what is queued, up to `MAX_GROUP` writes, and commits it.
-fn serve(mut conn: Connection, jobs: Receiver<Job>, counts: &Counts) {
-    let mut group: Vec<Box<dyn Grouped>> = Vec::with_capacity(MAX_GROUP);
+fn serve<C: Session>(mut conn: C, jobs: Receiver<Job<C>>, counts: &Counts) {
+    let mut group: Vec<Box<dyn Grouped<C>>> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = jobs.recv() {
         let mut next = Some(first);
         while let Some(job) = next.take() {
@@ -163,7 +173,7 @@ fn serve(mut conn: Connection, jobs: Receiver<Job>, counts: &Counts) {
     }
 }
 
-fn commit_group(conn: &mut Connection, group: &mut Vec<Box<dyn Grouped>>, counts: &Counts) {
+fn commit_group<C: Session>(conn: &mut C, group: &mut Vec<Box<dyn Grouped<C>>>, counts: &Counts) {
     if group.is_empty() {
         return;
     }
@@ -174,38 +184,28 @@ fn commit_group(conn: &mut Connection, group: &mut Vec<Box<dyn Grouped>>, counts
     }
 }
 
-fn run_group(conn: &mut Connection, group: &mut [Box<dyn Grouped>]) -> rusqlite::Result<()> {
-    // Cached statements rather than rusqlite's `Transaction` and `Savepoint`, which parse
-    // their SQL again each time: a tenth of the server's CPU under load.
-    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut statement| statement.execute([]));
-    run("BEGIN IMMEDIATE")?;
+fn run_group<C: Session>(conn: &mut C, group: &mut [Box<dyn Grouped<C>>]) -> Result<()> {
+    conn.reconnect_if_broken()?;
+    let mut begun = false;
     let outcome = (|| {
-        for write in group.iter_mut() {
-            run("SAVEPOINT write")?;
-            if !write.run(conn) {
-                run("ROLLBACK TO write")?;
-            }
-            run("RELEASE write")?;
+        for sql in C::BEGIN {
+            conn.control(sql)?;
+            begun = true;
         }
-        run("COMMIT")
+        for write in group.iter_mut() {
+            conn.control("SAVEPOINT write")?;
+            if !write.run(conn) {
+                conn.control("ROLLBACK TO SAVEPOINT write")?;
+            }
+            conn.control("RELEASE SAVEPOINT write")?;
+        }
+        conn.control("COMMIT")
     })();
-    if outcome.is_err() && !conn.is_autocommit() {
+    if outcome.is_err() && begun {
         // What the failure left of the transaction is undone; the error is the first one.
-        let _ = run("ROLLBACK");
+        let _ = conn.control("ROLLBACK");
     }
-    outcome.map(|_| ())
-}
-
-/// The same error again, for each write of a group that one failure undid
-/// (`rusqlite::Error` is not `Clone`).
-fn duplicate(error: &rusqlite::Error) -> rusqlite::Error {
-    match error {
-        rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(*code, message.clone()),
-        other => rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(other.to_string()),
-        ),
-    }
+    outcome
 }
 
 #[cfg(test)]
@@ -214,9 +214,12 @@ mod tests {
 
     use std::sync::{Arc, Barrier};
 
+    use rusqlite::Connection;
+
     use super::*;
 
-    fn writer(dir: &std::path::Path) -> Writer {
+    /// SQLite's session (in `sqlite.rs`) drives these tests.
+    fn writer(dir: &std::path::Path) -> Writer<Connection> {
         let conn = Connection::open(dir.join("db")).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER PRIMARY KEY);").unwrap();
         Writer::start(conn).unwrap()
