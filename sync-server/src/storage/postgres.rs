@@ -20,7 +20,8 @@
 //!   where a commit rolled back, which nobody waits for). This needs the identity's
 //!   `CACHE 1` (the default): a session caching numbers would hand out old ones later.
 //!   Commits of all nodes are serialized by it; they are short (the automerge work happens
-//!   before, outside the lock).
+//!   before, outside the lock), and each node's commits that arrive together take one turn
+//!   (`group_commit`: one transaction, a savepoint each, one WAL flush).
 //! - **Blobs** keep SQLite's one-writer semantics per blob: every transaction that looks at
 //!   a blob's uploads and then writes takes an advisory lock on the blob's name.
 //! - **Enrollment codes** are redeemed by an `UPDATE … RETURNING` whose row lock makes the
