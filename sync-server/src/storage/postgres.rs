@@ -62,7 +62,86 @@ const BLOB_LOCKS: i32 = 0x7767_0001;
 /// Connections kept open per server node.
 const POOL_SIZE: u32 = 8;
 
-type Manager = PostgresConnectionManager<NoTls>;
+/// The pool's connections, each with the statements it has prepared.
+#[derive(Debug)]
+struct Manager(PostgresConnectionManager<NoTls>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = CachingClient;
+    type Error = pg::Error;
+
+    fn connect(&self) -> std::result::Result<CachingClient, pg::Error> {
+        Ok(CachingClient { client: self.0.connect()?, statements: HashMap::new() })
+    }
+
+    fn is_valid(&self, conn: &mut CachingClient) -> std::result::Result<(), pg::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut CachingClient) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
+
+/// A client whose `query`, `query_opt`, `query_one` and `execute` prepare each statement
+/// once per connection: the client alone prepares it again on every call, a second round
+/// trip per query. Anything else (transactions) is the client's own, through `Deref`.
+struct CachingClient {
+    client: pg::Client,
+    statements: HashMap<String, pg::Statement>,
+}
+
+type Params<'a> = &'a [&'a (dyn pg::types::ToSql + Sync)];
+
+impl CachingClient {
+    /// At most this many statements per connection (this storage has fewer).
+    const MAX_STATEMENTS: usize = 256;
+
+    fn prepared(&mut self, sql: &str) -> std::result::Result<pg::Statement, pg::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        if self.statements.len() < Self::MAX_STATEMENTS {
+            self.statements.insert(sql.to_owned(), statement.clone());
+        }
+        Ok(statement)
+    }
+
+    fn query(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Vec<Row>, pg::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.query(&statement, params)
+    }
+
+    fn query_opt(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Option<Row>, pg::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.query_opt(&statement, params)
+    }
+
+    fn query_one(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<Row, pg::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.query_one(&statement, params)
+    }
+
+    fn execute(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<u64, pg::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.execute(&statement, params)
+    }
+}
+
+impl std::ops::Deref for CachingClient {
+    type Target = pg::Client;
+
+    fn deref(&self) -> &pg::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for CachingClient {
+    fn deref_mut(&mut self) -> &mut pg::Client {
+        &mut self.client
+    }
+}
 
 /// A PostgreSQL database shared by any number of server nodes.
 pub struct PostgresStorage {
@@ -306,8 +385,8 @@ impl PostgresStorage {
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
-            .build(PostgresConnectionManager::new(config.clone(), NoTls))?;
-        migrate(&mut *pool.get()?)?;
+            .build(Manager(PostgresConnectionManager::new(config.clone(), NoTls)))?;
+        migrate(&mut pool.get()?.client)?;
         let log_writer = group_commit::Writer::start(LogSession::connect(config)?)
             .map_err(|error| StorageError::Conflict(format!("the database's writer thread: {error}")))?;
         Ok(Self { pool, log_writer })
@@ -632,11 +711,11 @@ impl Storage for PostgresStorage {
     }
 
     fn blob(&self, hash: &str) -> Result<Option<BlobRecord>> {
-        complete_blob(&mut *self.client()?, hash)
+        complete_blob(&mut self.client()?.client, hash)
     }
 
     fn blob_upload(&self, device: &str, hash: &str) -> Result<Option<BlobRecord>> {
-        blob_upload(&mut *self.client()?, device, hash)
+        blob_upload(&mut self.client()?.client, device, hash)
     }
 
     fn append_blob_chunk(
