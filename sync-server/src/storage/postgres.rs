@@ -71,7 +71,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = pg::Error;
 
     fn connect(&self) -> std::result::Result<CachingClient, pg::Error> {
-        Ok(CachingClient { client: self.0.connect()?, statements: HashMap::new() })
+        Ok(CachingClient::new(self.0.connect()?))
     }
 
     fn is_valid(&self, conn: &mut CachingClient) -> std::result::Result<(), pg::Error> {
@@ -96,6 +96,10 @@ type Params<'a> = &'a [&'a (dyn pg::types::ToSql + Sync)];
 impl CachingClient {
     /// At most this many statements per connection (this storage has fewer).
     const MAX_STATEMENTS: usize = 256;
+
+    fn new(client: pg::Client) -> Self {
+        Self { client, statements: HashMap::new() }
+    }
 
     fn prepared(&mut self, sql: &str) -> std::result::Result<pg::Statement, pg::Error> {
         if let Some(statement) = self.statements.get(sql) {
@@ -154,26 +158,15 @@ pub struct PostgresStorage {
 /// Takes [`LOG_LOCK`] (its value written out: transaction control is plain SQL text).
 const TAKE_LOG_LOCK: &str = "SELECT pg_advisory_xact_lock(8603964838839844865)";
 
-/// The log writer's connection, with the statements it has prepared.
+/// The log writer's connection (preparing each statement once, like the pool's).
 struct LogSession {
-    client: pg::Client,
+    client: CachingClient,
     config: pg::Config,
-    statements: HashMap<&'static str, pg::Statement>,
 }
 
 impl LogSession {
     fn connect(config: pg::Config) -> Result<Self> {
-        Ok(Self { client: config.connect(NoTls)?, config, statements: HashMap::new() })
-    }
-
-    /// `sql`, prepared once per connection (the client would prepare it on every call).
-    fn statement(&mut self, sql: &'static str) -> Result<pg::Statement> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(sql)?;
-        self.statements.insert(sql, statement.clone());
-        Ok(statement)
+        Ok(Self { client: CachingClient::new(config.connect(NoTls)?), config })
     }
 }
 
@@ -186,8 +179,7 @@ impl group_commit::Session for LogSession {
 
     fn reconnect_if_broken(&mut self) -> Result<()> {
         if self.client.is_closed() {
-            self.client = self.config.connect(NoTls)?;
-            self.statements.clear();
+            self.client = CachingClient::new(self.config.connect(NoTls)?);
         }
         Ok(())
     }
@@ -581,38 +573,41 @@ impl Storage for PostgresStorage {
         // compared or sequence number taken; held until the commit is visible (see the
         // module's documentation).
         self.log_writer.write(move |session| {
-            let version_of = session.statement(
-                "SELECT coalesce((SELECT max(seq) FROM changes WHERE doc_id = $1), 0) FROM documents WHERE doc_id = $1",
-            )?;
-            let write_snapshot = session.statement(
-                "INSERT INTO documents (doc_id, snapshot) VALUES ($1, $2)
-                 ON CONFLICT (doc_id) DO UPDATE SET snapshot = excluded.snapshot",
-            )?;
-            let clear_scopes = session.statement("DELETE FROM doc_scopes WHERE doc_id = $1")?;
-            let write_scopes =
-                session.statement("INSERT INTO doc_scopes (scope, doc_id) SELECT DISTINCT unnest($2::text[]), $1")?;
-            let insert_change = session.statement(
-                "INSERT INTO changes (doc_id, hash, actor, bytes, received_ms) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (hash) DO NOTHING",
-            )?;
-            let clear_refs = session.statement("DELETE FROM blob_refs WHERE doc_id = $1")?;
-            let write_refs =
-                session.statement("INSERT INTO blob_refs (hash, doc_id) SELECT DISTINCT unnest($2::text[]), $1")?;
             let tx = &mut session.client;
             for update in &updates {
-                let version: Option<i64> =
-                    tx.query_opt(&version_of, &[&update.doc])?.map(|row| row.try_get(0)).transpose()?;
+                let version: Option<i64> = tx
+                    .query_opt(
+                        "SELECT coalesce((SELECT max(seq) FROM changes WHERE doc_id = $1), 0)
+                         FROM documents WHERE doc_id = $1",
+                        &[&update.doc],
+                    )?
+                    .map(|row| row.try_get(0))
+                    .transpose()?;
                 if version != update.base {
                     return Err(StorageError::DocumentChanged { doc: update.doc.clone() });
                 }
-                tx.execute(&write_snapshot, &[&update.doc, &update.snapshot])?;
-                tx.execute(&clear_scopes, &[&update.doc])?;
-                tx.execute(&write_scopes, &[&update.doc, &update.scopes])?;
+                tx.execute(
+                    "INSERT INTO documents (doc_id, snapshot) VALUES ($1, $2)
+                     ON CONFLICT (doc_id) DO UPDATE SET snapshot = excluded.snapshot",
+                    &[&update.doc, &update.snapshot],
+                )?;
+                tx.execute("DELETE FROM doc_scopes WHERE doc_id = $1", &[&update.doc])?;
+                tx.execute(
+                    "INSERT INTO doc_scopes (scope, doc_id) SELECT DISTINCT unnest($2::text[]), $1",
+                    &[&update.doc, &update.scopes],
+                )?;
                 for (hash, actor, bytes) in &update.changes {
-                    tx.execute(&insert_change, &[&update.doc, hash, actor, bytes, &received_ms])?;
+                    tx.execute(
+                        "INSERT INTO changes (doc_id, hash, actor, bytes, received_ms) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (hash) DO NOTHING",
+                        &[&update.doc, hash, actor, bytes, &received_ms],
+                    )?;
                 }
-                tx.execute(&clear_refs, &[&update.doc])?;
-                tx.execute(&write_refs, &[&update.doc, &update.blob_refs])?;
+                tx.execute("DELETE FROM blob_refs WHERE doc_id = $1", &[&update.doc])?;
+                tx.execute(
+                    "INSERT INTO blob_refs (hash, doc_id) SELECT DISTINCT unnest($2::text[]), $1",
+                    &[&update.doc, &update.blob_refs],
+                )?;
             }
             Ok(())
         })
