@@ -42,10 +42,11 @@ use wangge_server::{Service, Worker};
 use crate::city::{City, demo_records};
 use crate::device::{Context, LightDevice, Mix};
 use crate::full::FullDevice;
-use crate::process::{Cluster, Sampler, Served};
+use crate::process::{Sampler, Served};
 use crate::run::{Fleet, Pace, Sim};
 use crate::stats::{Recorder, Summary, bytes, ms};
 use crate::transport::Transport;
+use wangge_server::throwaway_postgres::{Cluster, Durability};
 
 #[derive(Debug, Parser)]
 #[command(name = "wangge-loadgen", version, about = "Load generator for the wangge sync server")]
@@ -416,15 +417,22 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
         Backend::Sqlite => None,
         Backend::Postgres => {
             let started = Instant::now();
-            let cluster = tokio::task::spawn_blocking(Cluster::start).await.map_err(|error| error.to_string())??;
+            let cluster = tokio::task::spawn_blocking(|| {
+                let cluster = Cluster::start(Durability::Full)?;
+                let url = cluster.create_database("wangge")?;
+                Ok::<_, String>((cluster, url))
+            })
+            .await
+            .map_err(|error| error.to_string())??;
             println!("postgres: a throwaway cluster in {:.1} s", started.elapsed().as_secs_f64());
             Some(cluster)
         }
     };
     let database = match &cluster {
-        Some(cluster) => cluster.url.clone(),
+        Some((_, url)) => url.clone(),
         None => dir.path().join("server.db").display().to_string(),
     };
+    let cluster = cluster.map(|(cluster, _)| cluster);
 
     let started = Instant::now();
     let codes = {

@@ -1,5 +1,6 @@
 //! The processes a run measures apart from itself: the sync server (or the baseline), and
-//! for PostgreSQL a throwaway cluster; and what `/proc` says about them (resident memory,
+//! for PostgreSQL a throwaway cluster (`wangge_server::throwaway_postgres`); and what
+//! `/proc` says about them (resident memory,
 //! CPU time).
 //!
 //! A server is started with `--listen 127.0.0.1:0`; its address is read from the line it
@@ -7,7 +8,7 @@
 //! the baseline) is polled until it answers.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::transport::Transport;
@@ -220,154 +221,6 @@ impl Drop for Sampler {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// A throwaway PostgreSQL cluster: `initdb` and `pg_ctl` (Debian's packages, the highest
-/// version under `/usr/lib/postgresql`, else from `PATH`) in a temporary directory, on a
-/// free loopback port, trust authentication, PostgreSQL's default durability (fsync and
-/// synchronous commit on, as the SQLite server's `synchronous = FULL`). As root, every
-/// PostgreSQL command runs as the `postgres` system user. A watchdog shell started with it
-/// stops the cluster and deletes its directory when this process ends in any way (its
-/// standard input closes), as `sync-server/tests/storage/pg.rs` does for the tests.
-#[derive(Debug)]
-pub struct Cluster {
-    pub url: String,
-    pub data: PathBuf,
-    watchdog: Child,
-    signal: Option<ChildStdin>,
-}
-
-fn pg_binaries() -> Result<PathBuf, String> {
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = entry.path().join("bin");
-            bin.join("initdb").exists().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    if let Some((_, bin)) = versions.pop() {
-        return Ok(bin);
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
-        .ok_or_else(|| {
-            "PostgreSQL's initdb and pg_ctl were not found (in /usr/lib/postgresql/*/bin or on PATH): \
-             run scripts/setup-postgres (it installs Debian's postgresql)"
-                .to_owned()
-        })
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|output| output.stdout.trim_ascii() == b"0")
-}
-
-fn pg_command(program: &Path, as_postgres: bool) -> Command {
-    if as_postgres {
-        let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--"]).arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
-}
-
-fn run(mut command: Command, what: &str) -> Result<(), String> {
-    let output = command.output().map_err(|error| format!("{what}: {error}"))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "{what} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    ))
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener =
-        std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|error| format!("a loopback port: {error}"))?;
-    Ok(listener.local_addr().map_err(|error| error.to_string())?.port())
-}
-
-impl Cluster {
-    pub fn start() -> Result<Cluster, String> {
-        let bin = pg_binaries()?;
-        let as_postgres = is_root();
-        let dir = tempfile::Builder::new()
-            .prefix("wangge-load-pg-")
-            .tempdir()
-            .map_err(|error| format!("a temporary directory: {error}"))?
-            .keep();
-        if as_postgres {
-            let mut chown = Command::new("chown");
-            chown.args(["postgres:postgres"]).arg(&dir);
-            run(chown, "chown of the cluster's directory to the postgres user")?;
-        }
-        let data = dir.join("data");
-        let mut initdb = pg_command(&bin.join("initdb"), as_postgres);
-        initdb.arg("-D").arg(&data).args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]);
-        run(initdb, "initdb")?;
-        let mut watchdog = pg_command(Path::new("sh"), as_postgres)
-            .args([
-                "-c",
-                r#"cat >/dev/null; "$1" -D "$2" -m immediate -w stop >/dev/null 2>&1; rm -rf "$3""#,
-                "watchdog",
-            ])
-            .arg(bin.join("pg_ctl"))
-            .arg(&data)
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|error| format!("the cluster's watchdog: {error}"))?;
-        let signal = watchdog.stdin.take();
-        let mut cluster = Cluster { url: String::new(), data: data.clone(), watchdog, signal };
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let port = free_port()?;
-            let options =
-                format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=100", dir.display());
-            let log = dir.join(format!("log-{port}"));
-            let started = pg_command(&bin.join("pg_ctl"), as_postgres)
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(&log)
-                .args(["-w", "-t", "60", "-o", &options, "start"])
-                .output()
-                .map_err(|error| format!("pg_ctl: {error}"))?;
-            if started.status.success() {
-                let mut createdb = pg_command(&bin.join("createdb"), as_postgres);
-                createdb.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "wangge"]);
-                run(createdb, "createdb")?;
-                cluster.url = format!("postgres://postgres@127.0.0.1:{port}/wangge");
-                return Ok(cluster);
-            }
-            last_log = std::fs::read_to_string(&log).unwrap_or_default();
-        }
-        Err(format!("the PostgreSQL cluster did not start:\n{last_log}"))
-    }
-
-    /// The postmaster's process id (the first line of `postmaster.pid`).
-    pub fn postmaster(&self) -> Option<u32> {
-        std::fs::read_to_string(self.data.join("postmaster.pid")).ok()?.lines().next()?.trim().parse().ok()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // Closing the watchdog's input stops the cluster and deletes its directory.
-        drop(self.signal.take());
-        let _ = self.watchdog.wait();
     }
 }
 

@@ -11,6 +11,8 @@ pub mod qr;
 pub mod service;
 pub mod status_page;
 pub mod storage;
+#[doc(hidden)]
+pub mod throwaway_postgres;
 
 use std::net::SocketAddr;
 
