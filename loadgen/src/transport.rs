@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wangge_core::sync::wire::{self, CONTENT_TYPE, ErrorBody, PROTOCOL_HEADER, PROTOCOL_VERSION};
+use wangge_core::sync::http::protocol_post;
+use wangge_core::sync::wire::{self, ErrorBody};
 
 /// Why an exchange did not give the answer asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,15 +98,7 @@ impl Transport {
     ) -> Exchange<A> {
         let body = wire::encode(message);
         let bytes_up = body.len();
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.base_url))
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
-            .body(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
+        let request = protocol_post(&self.http, &self.base_url, path, token, body);
         let started = Instant::now();
         let answer = match request.send().await {
             Ok(response) => {

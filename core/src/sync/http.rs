@@ -58,6 +58,27 @@ pub trait SyncListener: Send + Sync {
     fn on_documents_changed(&self, _docs: &[String]) {}
 }
 
+/// A protocol request as every client sends it: a body (CBOR + zstd, [`wire::encode`]) posted
+/// to `path` under `base_url`, with the content type, the protocol version and, once
+/// enrolled, the device's token.
+pub fn protocol_post(
+    http: &reqwest::Client,
+    base_url: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let request = http
+        .post(format!("{base_url}{path}"))
+        .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+        .body(body);
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+}
+
 /// Talks to one sync server.
 #[derive(Debug, Clone)]
 pub struct SyncClient {
@@ -320,15 +341,7 @@ impl SyncClient {
         body: Vec<u8>,
     ) -> Result<(T, usize)> {
         let transport = |error: reqwest::Error| Error::Transport { reason: error.without_url().to_string() };
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.base_url))
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
-            .body(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
+        let request = protocol_post(&self.http, &self.base_url, path, token, body);
         let sent_ms = store.clock().device_ms();
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
