@@ -163,6 +163,23 @@ struct Device {
     n_syncs: Mutex<(usize, usize)>,
 }
 
+impl Device {
+    /// The `i`th device of a case, of this kind, as `person`, nothing done yet.
+    fn new(i: usize, kind: Kind, person: String, inner: DeviceStore) -> Arc<Device> {
+        let role = kind.role();
+        Arc::new(Device {
+            name: format!("device {i} ({})", role.code()),
+            kind,
+            actor: Actor { person, role, department: None },
+            inner,
+            created: Mutex::default(),
+            own_floors: Mutex::default(),
+            own_phones: Mutex::default(),
+            n_syncs: Mutex::default(),
+        })
+    }
+}
+
 async fn run_case(server: Arc<Server>, n: usize, seed: u64) -> Result<CaseSummary, String> {
     let mut rng = Rng::new(seed);
     let grid = GridCode::parse_default(&grid_code(n)).unwrap();
@@ -178,18 +195,8 @@ async fn run_case(server: Arc<Server>, n: usize, seed: u64) -> Result<CaseSummar
             *rng.pick(&[Kind::FullTime, Kind::FullTime, Kind::PartTime, Kind::PartTime, Kind::Leader, Kind::Center])
         };
         let person = format!("c{n}-p{i}");
-        let role = kind.role();
-        let inner = server.device(&person, role.code(), &grid, &via_proxy).await;
-        devices.push(Arc::new(Device {
-            name: format!("device {i} ({})", role.code()),
-            kind,
-            actor: Actor { person, role, department: None },
-            inner,
-            created: Mutex::default(),
-            own_floors: Mutex::default(),
-            own_phones: Mutex::default(),
-            n_syncs: Mutex::default(),
-        }));
+        let inner = server.device(&person, kind.role().code(), &grid, &via_proxy).await;
+        devices.push(Device::new(i, kind, person, inner));
     }
     // A few households the devices will edit at once (conflicts), then everyone syncs.
     let records = generate_grid(
@@ -851,19 +858,9 @@ async fn no_outbox_is_stuck_after_a_flapping_connection() {
     let mut devices = Vec::new();
     for (i, kind) in [Kind::FullTime, Kind::FullTime, Kind::PartTime, Kind::Leader].into_iter().enumerate() {
         let person = format!("f{i}");
-        let role = kind.role();
         let via_proxy = SyncClient::new(&proxy.url).unwrap().with_retries(3, Duration::from_millis(50));
-        let inner = server.device(&person, role.code(), &grid, &via_proxy).await;
-        devices.push(Arc::new(Device {
-            name: format!("device {i} ({})", role.code()),
-            kind,
-            actor: Actor { person, role, department: None },
-            inner,
-            created: Mutex::default(),
-            own_floors: Mutex::default(),
-            own_phones: Mutex::default(),
-            n_syncs: Mutex::default(),
-        }));
+        let inner = server.device(&person, kind.role().code(), &grid, &via_proxy).await;
+        devices.push(Device::new(i, kind, person, inner));
     }
     let records = generate_grid(
         &grid,
