@@ -252,7 +252,7 @@ async fn field_work(service: &Service<SqliteStorage>, devices: &[Device], codes:
     let grid = &codes[0];
     let buildings = w1.store.list_buildings(grid)?;
     let start = buildings.iter().find_map(|building| building.location).ok_or("a located building")?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = w1.store.clock().now_ms();
     let household = w1.store.list_households(grid)?[0].id;
     w1.store.record_visit(
         grid,

@@ -141,7 +141,7 @@ async fn status<S: Storage>(
     State(service): State<Service<S>>,
     Extension(metrics): Extension<Arc<Metrics>>,
 ) -> Response {
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::service::now_ms();
     let (refusals, errors) = (metrics.refusal_counts(), metrics.server_error_count());
     match run(service, move |service| Status::read(&service, now, refusals, errors)).await {
         Ok(status) => (
@@ -158,7 +158,7 @@ async fn scrape<S: Storage>(
     State(service): State<Service<S>>,
     Extension(metrics): Extension<Arc<Metrics>>,
 ) -> Response {
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::service::now_ms();
     match run(service, move |service| metrics.render(&service, now)).await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response(),

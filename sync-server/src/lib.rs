@@ -67,20 +67,24 @@ async fn housekeeping<S: Storage>(service: Service<S>) {
     loop {
         hourly.tick().await;
         service.forget_idle_devices();
-        let uploads = service.clone();
-        match tokio::task::spawn_blocking(move || uploads.discard_stale_uploads()).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(n, "dropped abandoned blob uploads"),
-            Ok(Err(error)) => tracing::error!(%error, "dropping abandoned blob uploads failed"),
-            Err(error) => tracing::error!(%error, "housekeeping failed"),
-        }
-        let incidents = service.clone();
-        match tokio::task::spawn_blocking(move || incidents.retire_archived_incidents()).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(n, "archived incidents past their retention left devices"),
-            Ok(Err(error)) => tracing::error!(%error, "retiring archived incidents failed"),
-            Err(error) => tracing::error!(%error, "housekeeping failed"),
-        }
+        chore(&service, "dropped abandoned blob uploads", Service::discard_stale_uploads).await;
+        chore(&service, "archived incidents past their retention left devices", Service::retire_archived_incidents)
+            .await;
+    }
+}
+
+/// One housekeeping job on a blocking thread; logs how many things it did, or its error.
+async fn chore<S: Storage>(
+    service: &Service<S>,
+    done: &'static str,
+    job: fn(&Service<S>) -> Result<usize, service::ServiceError>,
+) {
+    let service = service.clone();
+    match tokio::task::spawn_blocking(move || job(&service)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(n, "{done}"),
+        Ok(Err(error)) => tracing::error!(%error, job = done, "housekeeping job failed"),
+        Err(error) => tracing::error!(%error, job = done, "housekeeping job failed"),
     }
 }
 

@@ -237,7 +237,7 @@ impl EnrollmentOutput {
 
 /// One device a line (see `Command::Devices`).
 fn print_devices(service: &Service<Box<dyn Storage>>, worker: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = wangge_server::service::now_ms();
     let time = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .map_or_else(|| "-".to_owned(), |at| at.format("%Y-%m-%dT%H:%MZ").to_string())

@@ -133,7 +133,7 @@ fn random_secret() -> String {
 
 /// The server's time: the one clock deadlines, retention and tokens are counted by. Every
 /// answer carries it to the devices (`wire::SERVER_TIME_HEADER`).
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
