@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Invalid, InvalidField};
@@ -79,7 +79,7 @@ pub fn check_character(first17: &str) -> Option<char> {
 /// Today's date in China (UTC+8): a child born this morning in Beijing must
 /// not be rejected as born in the future by a device whose clock says UTC.
 fn today_in_china() -> NaiveDate {
-    (Utc::now() + TimeDelta::hours(8)).date_naive()
+    Utc::now().with_timezone(&crate::calendar::CHINA_TIME).date_naive()
 }
 
 fn invalid(reason: Invalid) -> InvalidField {
