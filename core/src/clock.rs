@@ -131,10 +131,14 @@ impl Clock {
         self.now().date_naive()
     }
 
-    /// A new time-ordered id (UUIDv7) stamped with [`Clock::now_ms`].
+    /// A new time-ordered id (UUIDv7) stamped with [`Clock::now_ms`]. Ids made in the same
+    /// millisecond are still in the order they were made (one counter for the process,
+    /// as `Uuid::now_v7` has).
     pub fn uuid_v7(&self) -> uuid::Uuid {
+        static SEQUENCE: std::sync::Mutex<uuid::ContextV7> = std::sync::Mutex::new(uuid::ContextV7::new());
         let ms = u64::try_from(self.now_ms()).unwrap_or(0);
-        let timestamp = uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, (ms % 1000) as u32 * 1_000_000);
+        let sequence = SEQUENCE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let timestamp = uuid::Timestamp::from_unix(&*sequence, ms / 1000, (ms % 1000) as u32 * 1_000_000);
         uuid::Uuid::new_v7(timestamp)
     }
 }
@@ -144,6 +148,14 @@ mod tests {
     use super::*;
 
     const YEAR_MS: i64 = 365 * 24 * 3600 * 1000;
+
+    #[test]
+    fn ids_made_in_one_millisecond_are_in_the_order_they_were_made() {
+        let clock = Clock::new(Arc::new(|| 1_793_840_400_000));
+        let ids: Vec<uuid::Uuid> = (0..1000).map(|_| clock.uuid_v7()).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+        assert_eq!(ids[0].get_timestamp().map(|at| at.to_unix().0), Some(1_793_840_400));
+    }
 
     #[test]
     fn a_corrected_clock_tells_the_servers_time_whatever_the_devices_says() {
