@@ -22,7 +22,9 @@ use wangge_core::sync::wire::{
     EnrollResponse, GridInfo, MAX_BLOB_BYTES, MAX_BLOB_CHUNK_BYTES, SyncRequest, SyncResponse, WorkerInfo,
 };
 
-use crate::storage::{BlobAppend, Device, DocUpdate, GridRecord, HeldState, Storage, StorageError, SyncReport, Worker};
+use crate::storage::{
+    BlobAppend, Device, DocUpdate, GridRecord, HeldState, LogEntry, Storage, StorageError, SyncReport, Worker,
+};
 
 mod access;
 mod audit;
@@ -1008,7 +1010,7 @@ impl<S: Storage> Service<S> {
         // Removals, until confirmed: told again in every response.
         let mut removing = Vec::new();
         for (doc, (up_to, state)) in held.iter_mut() {
-            if !visible.contains_key(doc) {
+            if !visible.contains(doc) {
                 if *state != HeldState::Removing {
                     removing.push((doc.clone(), *up_to, HeldState::Removing));
                     *state = HeldState::Removing;
@@ -1027,32 +1029,37 @@ impl<S: Storage> Service<S> {
         let mut marks = Vec::new();
         let mut used = 0usize;
         // Snapshots of documents new to the device, or sent but never confirmed (the
-        // response carrying them may have been lost): sent (again) whole.
-        let mut to_send: Vec<(&String, &i64)> = visible
+        // response carrying them may have been lost): sent (again) whole, each with the
+        // version it was read at.
+        let mut to_send: Vec<&String> = visible
             .iter()
-            .filter(|(doc, _)| match held.get(*doc) {
+            .filter(|doc| match held.get(*doc) {
                 Some((_, HeldState::Held)) => false,
                 Some((_, HeldState::Stale)) => replaces_generations,
                 _ => true,
             })
             .collect();
         to_send.sort();
-        for (doc, up_to) in to_send {
+        for doc in to_send {
             if used >= budget && !response.pulls.is_empty() {
                 response.more = true;
                 self.storage.set_held_many(&device.id, &marks)?;
                 return Ok(response);
             }
-            let Some(snapshot) = self.storage.snapshot(doc)? else { continue };
-            used += snapshot.len();
-            response.pulls.push(DocPull { doc: doc.clone(), snapshot: Some(snapshot.into()), changes: Vec::new() });
-            marks.push((doc.clone(), *up_to, HeldState::Sent));
-            held.insert(doc.clone(), (*up_to, HeldState::Sent));
+            let Some(stored) = self.storage.document(doc)? else { continue };
+            used += stored.snapshot.len();
+            response.pulls.push(DocPull {
+                doc: doc.clone(),
+                snapshot: Some(stored.snapshot.into()),
+                changes: Vec::new(),
+            });
+            marks.push((doc.clone(), stored.version, HeldState::Sent));
+            held.insert(doc.clone(), (stored.version, HeldState::Sent));
         }
         // Log changes only for documents the device holds (a snapshot in flight covers its own).
         let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
         const ROWS: usize = 2000;
-        let entries = self.storage.log_after(cursor, &device.id, ROWS)?;
+        let entries = self.log_after(cursor, horizon, &device.id, &held, ROWS)?;
         let mut last = cursor;
         let mut by_doc: HashMap<String, usize> = HashMap::new();
         // Documents found to be of an older generation on the device in this page.
@@ -1099,6 +1106,29 @@ impl<S: Storage> Service<S> {
         response.cursor = u64::try_from(last).unwrap_or(0);
         self.storage.set_held_many(&device.id, &marks)?;
         Ok(response)
+    }
+
+    /// Changes after `cursor` in the documents a device holds (confirmed), found the
+    /// cheaper way: through each held document's changes when it holds fewer documents
+    /// than the log has changes since its cursor (grid workers, departments), else by
+    /// reading the log since the cursor (centers, which hold thousands).
+    fn log_after(
+        &self,
+        cursor: i64,
+        horizon: i64,
+        device: &str,
+        held: &HashMap<String, (i64, HeldState)>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let confirmed: Vec<String> =
+            held.iter().filter(|(_, (_, state))| *state == HeldState::Held).map(|(doc, _)| doc.clone()).collect();
+        let changes_since = usize::try_from(horizon.saturating_sub(cursor)).unwrap_or(usize::MAX);
+        let entries = if confirmed.len() < changes_since {
+            self.storage.log_after_in(cursor, &confirmed, limit)?
+        } else {
+            self.storage.log_after(cursor, device, limit)?
+        };
+        Ok(entries)
     }
 }
 

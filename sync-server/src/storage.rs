@@ -18,7 +18,7 @@
 //!   takes [`Storage::max_seq`] and then reads the log up to it never skips a change. (SQLite
 //!   has one writer at a time; PostgreSQL serializes the log's appends with a lock.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 mod boxed;
 mod group_commit;
@@ -288,8 +288,8 @@ pub trait Storage: Send + Sync + 'static {
     /// the document's stored version refuses the whole commit with `DocumentChanged`.
     /// Sequence numbers become visible in order (see the module's documentation).
     fn commit(&self, updates: &[DocUpdate], received_ms: i64) -> Result<()>;
-    /// Documents in any of these scopes, with the last sequence number of each.
-    fn visible_documents(&self, scopes: &[String]) -> Result<HashMap<String, i64>>;
+    /// Documents in any of these scopes.
+    fn visible_documents(&self, scopes: &[String]) -> Result<HashSet<String>>;
     /// What a device holds or is being sent or told to remove: doc → (up to seq, state).
     fn held_documents(&self, device: &str) -> Result<HashMap<String, (i64, HeldState)>>;
     /// Records what a device holds of each document (doc, up to seq, state), all or none.
@@ -300,6 +300,11 @@ pub trait Storage: Send + Sync + 'static {
     fn forget_held(&self, device: &str, doc: &str) -> Result<()>;
     /// Changes after `cursor` in the documents a device holds (confirmed), in sequence order.
     fn log_after(&self, cursor: i64, device: &str, limit: usize) -> Result<Vec<LogEntry>>;
+    /// Changes after `cursor` in these documents, in sequence order: what `log_after` gives
+    /// a device holding just these, found through each document's own changes instead of
+    /// the whole log since the cursor (cheaper when the documents are fewer than the
+    /// changes since the cursor, as a grid worker's are).
+    fn log_after_in(&self, cursor: i64, docs: &[String], limit: usize) -> Result<Vec<LogEntry>>;
     /// The highest sequence number visible now (0 for an empty log): every change up to
     /// it that will ever be visible is visible already.
     fn max_seq(&self) -> Result<i64>;

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -70,10 +70,11 @@ impl Storage for PanickingStorage {
         snapshot(doc: &str) -> Option<Vec<u8>>;
         document(doc: &str) -> Option<StoredDocument>;
         commit(updates: &[DocUpdate], received_ms: i64) -> ();
-        visible_documents(scopes: &[String]) -> HashMap<String, i64>;
+        visible_documents(scopes: &[String]) -> HashSet<String>;
         set_held_many(device: &str, held: &[(String, i64, HeldState)]) -> ();
         forget_held(device: &str, doc: &str) -> ();
         log_after(cursor: i64, device: &str, limit: usize) -> Vec<LogEntry>;
+        log_after_in(cursor: i64, docs: &[String], limit: usize) -> Vec<LogEntry>;
         max_seq() -> i64;
         changes_after(after_seq: i64, limit: usize) -> Vec<LogEntry>;
         changes_of(doc: &str) -> Vec<LogEntry>;

@@ -154,7 +154,7 @@ impl<S: Storage> Service<S> {
     /// operator catching up).
     pub fn retire_archived_incidents_at(&self, now_ms: i64) -> Result<usize> {
         let candidates = self.storage.visible_documents(&archived_scopes_until(now_ms - self.incident_retention_ms))?;
-        let mut docs: Vec<String> = candidates.into_keys().collect();
+        let mut docs: Vec<String> = candidates.into_iter().collect();
         docs.sort();
         self.rescope_incidents(&docs, now_ms, true)
     }
@@ -173,7 +173,7 @@ impl<S: Storage> Service<S> {
         let mut docs: Vec<String> = self
             .storage
             .visible_documents(&scopes)?
-            .into_keys()
+            .into_iter()
             .filter(|doc| DocId::parse(doc).is_some_and(|id| id.kind == DocKind::Incident))
             .collect();
         docs.sort();

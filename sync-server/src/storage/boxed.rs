@@ -36,11 +36,12 @@ forward! {
     snapshot(doc: &str) -> Option<Vec<u8>>;
     document(doc: &str) -> Option<StoredDocument>;
     commit(updates: &[DocUpdate], received_ms: i64) -> ();
-    visible_documents(scopes: &[String]) -> HashMap<String, i64>;
+    visible_documents(scopes: &[String]) -> HashSet<String>;
     held_documents(device: &str) -> HashMap<String, (i64, HeldState)>;
     set_held_many(device: &str, held: &[(String, i64, HeldState)]) -> ();
     forget_held(device: &str, doc: &str) -> ();
     log_after(cursor: i64, device: &str, limit: usize) -> Vec<LogEntry>;
+    log_after_in(cursor: i64, docs: &[String], limit: usize) -> Vec<LogEntry>;
     max_seq() -> i64;
     changes_after(after_seq: i64, limit: usize) -> Vec<LogEntry>;
     changes_of(doc: &str) -> Vec<LogEntry>;

@@ -613,13 +613,9 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn visible_documents(&self, scopes: &[String]) -> Result<HashMap<String, i64>> {
-        let found = self.client()?.query(
-            "SELECT s.doc_id, coalesce((SELECT max(seq) FROM changes c WHERE c.doc_id = s.doc_id), 0)
-             FROM (SELECT DISTINCT doc_id FROM doc_scopes WHERE scope = ANY($1)) s",
-            &[&scopes],
-        )?;
-        found.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
+    fn visible_documents(&self, scopes: &[String]) -> Result<HashSet<String>> {
+        let found = self.client()?.query("SELECT DISTINCT doc_id FROM doc_scopes WHERE scope = ANY($1)", &[&scopes])?;
+        found.iter().map(|row| Ok(row.try_get(0)?)).collect()
     }
 
     fn held_documents(&self, device: &str) -> Result<HashMap<String, (i64, HeldState)>> {
@@ -669,6 +665,16 @@ impl Storage for PostgresStorage {
                  WHERE c.seq > $1 ORDER BY c.seq LIMIT $3"
             ),
             &[&cursor, &device, &(limit as i64)],
+        )?;
+        rows(found, log_entry)
+    }
+
+    fn log_after_in(&self, cursor: i64, docs: &[String], limit: usize) -> Result<Vec<LogEntry>> {
+        let found = self.client()?.query(
+            &format!(
+                "SELECT {LOG_COLUMNS} FROM changes c WHERE c.doc_id = ANY($1) AND c.seq > $2 ORDER BY c.seq LIMIT $3"
+            ),
+            &[&docs, &cursor, &(limit as i64)],
         )?;
         rows(found, log_entry)
     }

@@ -601,18 +601,13 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn visible_documents(&self, scopes: &[String]) -> Result<HashMap<String, i64>> {
+    fn visible_documents(&self, scopes: &[String]) -> Result<HashSet<String>> {
         let conn = self.read()?;
-        let mut found = HashMap::new();
-        let mut statement = conn.prepare_cached(
-            "SELECT s.doc_id, coalesce((SELECT max(seq) FROM changes c WHERE c.doc_id = s.doc_id), 0)
-             FROM doc_scopes s WHERE s.scope = ?1",
-        )?;
+        let mut found = HashSet::new();
+        let mut statement = conn.prepare_cached("SELECT doc_id FROM doc_scopes WHERE scope = ?1")?;
         for scope in scopes {
-            let rows = statement.query_map([scope], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
-            for row in rows {
-                let (doc, seq) = row?;
-                found.insert(doc, seq);
+            for doc in statement.query_map([scope], |row| row.get::<_, String>(0))? {
+                found.insert(doc?);
             }
         }
         Ok(found)
@@ -664,6 +659,23 @@ impl Storage for SqliteStorage {
         )?;
         let rows = statement.query_map(params![cursor, device, limit as i64], log_entry)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn log_after_in(&self, cursor: i64, docs: &[String], limit: usize) -> Result<Vec<LogEntry>> {
+        let conn = self.read()?;
+        let mut statement = conn.prepare_cached(
+            "SELECT seq, doc_id, hash, actor, bytes, received_ms FROM changes
+             WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let mut entries = Vec::new();
+        for doc in docs {
+            for entry in statement.query_map(params![doc, cursor, limit as i64], log_entry)? {
+                entries.push(entry?);
+            }
+        }
+        entries.sort_unstable_by_key(|entry| entry.seq);
+        entries.truncate(limit);
+        Ok(entries)
     }
 
     fn max_seq(&self) -> Result<i64> {

@@ -139,8 +139,8 @@ async fn an_archived_incident_leaves_devices_after_the_retention_and_the_server_
     let doc = wangge_core::crdt::DocId::incident(old).to_string();
     let storage = server.service.storage();
     assert!(storage.snapshot(&doc).unwrap().is_some());
-    assert!(storage.visible_documents(&[format!("grid:{grid}:archive")]).unwrap().contains_key(&doc));
-    assert!(!storage.visible_documents(&[format!("grid:{grid}:incidents")]).unwrap().contains_key(&doc));
+    assert!(storage.visible_documents(&[format!("grid:{grid}:archive")]).unwrap().contains(&doc));
+    assert!(!storage.visible_documents(&[format!("grid:{grid}:incidents")]).unwrap().contains(&doc));
     let trail = server.service.audit_trail(&AuditFilter::Record { grid: grid.to_string(), id: old.to_string() });
     assert!(trail.unwrap().len() >= 6);
     assert_eq!(server.service.verify_log().unwrap().problems, Vec::<String>::new());
