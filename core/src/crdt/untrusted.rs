@@ -41,12 +41,46 @@ pub enum Untrusted {
     TooLarge { limit: u64 },
 }
 
-/// The most entries one column of `n_bytes` of automerge data may expand to: 1,024 per
-/// byte (runs of the same actor, key or counter compress that well, and more only in
-/// documents of mass deletions this app does not make), at least 65,536 and at most
-/// 4,194,304 (a grid's register holds some 100,000 operations; compaction starts it anew).
+/// The most entries one column of `n_bytes` of automerge data may expand to: 16 per byte,
+/// at least 1,024 and at most 1,048,576 (a grid's register holds some 100,000 operations;
+/// compaction starts it anew).
+///
+/// The app's real documents and changes hold well under one operation per byte (the seeds
+/// of `fuzz/corpus`: 0.001 to 0.08), since every operation names its own key or value;
+/// only runs of the same key, value or deletion compress further, and the app makes none
+/// long. What the limit bounds is work: loading, applying, checking and storing cost some
+/// microseconds and some hundred bytes per operation, so the 1,024 per byte (4,194,304 at
+/// most) allowed before let a 4 KB pushed change of 4 million operations take the server
+/// 18 s and 1.7 GB (found by fuzzing `changes_apply`).
 pub fn max_column_entries(n_bytes: usize) -> u64 {
-    (n_bytes as u64).saturating_mul(1024).clamp(1 << 16, 1 << 22)
+    (n_bytes as u64).saturating_mul(16).clamp(1 << 10, 1 << 20)
+}
+
+/// The most bytes a deflated column or change in `n_bytes` of automerge data may inflate to:
+/// 64 times `n_bytes`, at least 1 MiB (deflate compresses the app's data, JSON and
+/// coordinates included, some 3 to 10 times). Past it the bytes are refused, not checked
+/// in part: a column whose first megabytes are harmless could hide a run of 4 billion
+/// behind them. Raw value columns are not inflated: they expand to no entries.
+fn max_inflated_bytes(n_bytes: usize) -> u64 {
+    (n_bytes as u64).saturating_mul(64).max(1 << 20)
+}
+
+/// What deflated bytes inflate to, within a limit.
+enum Inflated {
+    Bytes(Vec<u8>),
+    /// Not deflate data: left to automerge, which refuses it.
+    Broken,
+    /// More than the limit.
+    TooLarge,
+}
+
+fn inflate(deflated: &[u8], limit: u64) -> Inflated {
+    let mut inflated = Vec::new();
+    let mut decoder = flate2::read::DeflateDecoder::new(deflated).take(limit.saturating_add(1));
+    if decoder.read_to_end(&mut inflated).is_err() {
+        return Inflated::Broken;
+    }
+    if inflated.len() as u64 > limit { Inflated::TooLarge } else { Inflated::Bytes(inflated) }
 }
 
 /// Runs a decoder; its panic becomes [`Untrusted::Panicked`].
@@ -80,19 +114,20 @@ pub fn apply_changes(doc: &mut AutoCommit, changes: Vec<Change>) -> Result<(), U
 /// left to automerge, which refuses them; only an expansion past the limit is refused here.
 fn check_columns(bytes: &[u8]) -> Result<(), Untrusted> {
     let limit = max_column_entries(bytes.len());
+    let inflated_limit = max_inflated_bytes(bytes.len());
     let mut rest = bytes;
     while rest.len() >= 9 && rest[..4] == MAGIC {
         let chunk_type = rest[8];
         let mut reader = Reader(&rest[9..]);
         let Some(data) = reader.uleb().and_then(|len| reader.take(len)) else { return Ok(()) };
         let over = match chunk_type {
-            0 | 1 => columns_over_limit(data, chunk_type, limit),
-            2 => {
-                // A deflated change: inflated within the limit, then checked as a change.
-                let mut inflated = Vec::new();
-                let mut decoder = flate2::read::DeflateDecoder::new(data).take(limit);
-                decoder.read_to_end(&mut inflated).is_ok() && columns_over_limit(&inflated, 1, limit)
-            }
+            0 | 1 => columns_over_limit(data, chunk_type, limit, inflated_limit),
+            // A deflated change: inflated within the limit, then checked as a change.
+            2 => match inflate(data, inflated_limit) {
+                Inflated::Bytes(inflated) => columns_over_limit(&inflated, 1, limit, inflated_limit),
+                Inflated::Broken => false,
+                Inflated::TooLarge => true,
+            },
             _ => false,
         };
         if over {
@@ -108,9 +143,9 @@ const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
 /// Whether a column of a document (`chunk_type` 0) or change (1) chunk expands past the
 /// limit (as far as the chunk parses).
-fn columns_over_limit(data: &[u8], chunk_type: u8, limit: u64) -> bool {
+fn columns_over_limit(data: &[u8], chunk_type: u8, limit: u64, inflated_limit: u64) -> bool {
     let mut over = false;
-    let mut each = |spec: u64, column: &[u8]| over = over || expands_past(spec, column, limit);
+    let mut each = |spec: u64, column: &[u8]| over = over || expands_past(spec, column, limit, inflated_limit);
     let _ = if chunk_type == 0 { walk_document(data, &mut each) } else { walk_change(data, &mut each) };
     over
 }
@@ -156,17 +191,20 @@ fn walk_change(data: &[u8], each: &mut dyn FnMut(u64, &[u8])) -> Option<()> {
     Some(())
 }
 
-/// Whether a column (inflated first when its spec says it is deflated) expands to more
-/// entries than `limit`, or its group counts add up to more.
-fn expands_past(spec: u64, column: &[u8], limit: u64) -> bool {
+/// Whether a column (inflated first, within `inflated_limit` bytes, when its spec says it
+/// is deflated) expands to more entries than `limit`, or its group counts add up to more.
+fn expands_past(spec: u64, column: &[u8], limit: u64, inflated_limit: u64) -> bool {
+    // Raw values: as many bytes as they are, whatever they inflate to.
+    if spec & 7 == 7 {
+        return false;
+    }
     let inflated;
     let column = if spec & 8 != 0 {
-        let mut bytes = Vec::new();
-        let mut decoder = flate2::read::DeflateDecoder::new(column).take(limit.saturating_mul(16));
-        if decoder.read_to_end(&mut bytes).is_err() {
-            return false;
-        }
-        inflated = bytes;
+        inflated = match inflate(column, inflated_limit) {
+            Inflated::Bytes(bytes) => bytes,
+            Inflated::Broken => return false,
+            Inflated::TooLarge => return true,
+        };
         inflated.as_slice()
     } else {
         column
@@ -181,7 +219,7 @@ fn expands_past(spec: u64, column: &[u8], limit: u64) -> bool {
                 n_entries = n_entries.saturating_add(run);
             }
         }
-        // Raw values: as many bytes as they are.
+        // Raw values (returned above).
         7 => {}
         // Run-length encoded: a run of one value, a literal run, or a run of nulls.
         kind => {
@@ -283,6 +321,8 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -292,7 +332,20 @@ mod tests {
         assert!(load(&saved).is_ok());
         assert!(load(&doc.save_nocompress()).is_ok());
         // A uleb column of one run of 2^32 entries.
-        assert!(expands_past(2, &[0x80, 0x80, 0x80, 0x80, 0x10, 0x01], max_column_entries(6)));
-        assert!(!expands_past(2, &[0x7f, 0x01], max_column_entries(2)));
+        assert!(expands_past(2, &[0x80, 0x80, 0x80, 0x80, 0x10, 0x01], max_column_entries(6), max_inflated_bytes(6)));
+        assert!(!expands_past(2, &[0x7f, 0x01], max_column_entries(2), max_inflated_bytes(2)));
+        // A run of 2,000 in 3 bytes: more than 16 entries per byte of a small input.
+        assert!(expands_past(2, &[0xd0, 0x0f, 0x01], max_column_entries(3), max_inflated_bytes(3)));
+    }
+
+    #[test]
+    fn a_deflated_column_that_inflates_past_the_limit_is_refused_unread() {
+        use std::io::Write;
+        // Null runs of no entries, harmless for megabytes: refused for their size alone.
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&vec![0u8; 4 << 20]).unwrap();
+        let deflated = encoder.finish().unwrap();
+        let n_bytes = deflated.len();
+        assert!(expands_past(2 | 8, &deflated, max_column_entries(n_bytes), max_inflated_bytes(n_bytes)));
     }
 }
