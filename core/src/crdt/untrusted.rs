@@ -91,10 +91,18 @@ fn guarded<T, E: Into<Untrusted>>(decode: impl FnOnce() -> Result<T, E>) -> Resu
     }
 }
 
-/// [`AutoCommit::load`] of outside bytes.
+/// [`AutoCommit::load`] of outside bytes, and a first reading of its change history: a
+/// damaged document can load and still be inconsistent in a way that only reading its
+/// changes shows (automerge 0.12 then panics in `get_changes`: `MissingOps` in
+/// `op_set2/change/collector.rs`, found by fuzzing `document_load` from a one-byte change to
+/// a device's sensitive document, which a device pulling it as a snapshot would have hit).
 pub fn load(bytes: &[u8]) -> Result<AutoCommit, Untrusted> {
     check_columns(bytes)?;
-    guarded(|| AutoCommit::load(bytes))
+    guarded(|| {
+        let mut doc = AutoCommit::load(bytes)?;
+        doc.get_changes(&[]);
+        Ok::<_, automerge::AutomergeError>(doc)
+    })
 }
 
 /// [`Change::from_bytes`] of outside bytes.
