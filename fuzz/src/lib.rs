@@ -137,16 +137,41 @@ pub fn save_input(bytes: &[u8]) {
     }
 }
 
-/// A directory for this process's files: in memory when the machine has /dev/shm.
+/// A directory for this process's files: in memory when the machine has /dev/shm. A static
+/// is never dropped, so a fuzzing process leaves its directory behind when it exits: each
+/// process first removes those of processes that are gone (their names carry the pid).
 fn scratch() -> &'static Path {
     static SCRATCH: OnceLock<tempfile::TempDir> = OnceLock::new();
     SCRATCH
         .get_or_init(|| {
             let shm = Path::new("/dev/shm");
-            let builder = tempfile::Builder::new().prefix("wangge-fuzz-").tempdir_in(shm);
-            builder.or_else(|_| tempfile::tempdir()).expect("a scratch directory")
+            let prefix = format!("{SCRATCH_PREFIX}{}-", std::process::id());
+            let mut builder = tempfile::Builder::new();
+            builder.prefix(&prefix);
+            match builder.tempdir_in(shm) {
+                Ok(dir) => {
+                    remove_abandoned_scratch(shm);
+                    dir
+                }
+                Err(_) => builder.tempdir().expect("a scratch directory"),
+            }
         })
         .path()
+}
+
+const SCRATCH_PREFIX: &str = "wangge-fuzz-";
+
+/// Removes the scratch directories in `parent` whose process no longer runs.
+fn remove_abandoned_scratch(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|name| name.strip_prefix(SCRATCH_PREFIX)) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|pid| pid.parse::<u32>().ok()) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn remove_database(path: &Path) {
