@@ -29,6 +29,7 @@ mod run;
 mod stats;
 mod transport;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -232,11 +233,24 @@ fn mb(kb: u64) -> String {
     format!("{:.0} MB", kb as f64 / 1024.0)
 }
 
-/// CPU seconds of a group of processes (a PostgreSQL cluster), and their summed PSS.
-fn group_usage(pids: &[u32]) -> (f64, u64) {
-    let cpu = pids.iter().filter_map(|&pid| process::usage(pid)).map(|usage| usage.cpu_s).sum();
-    let pss = pids.iter().map(|&pid| process::pss_kb(pid)).sum();
-    (cpu, pss)
+/// CPU seconds of each process of a PostgreSQL cluster: the postmaster and its children
+/// as they are now (a pool opens connections, each a new backend, as it needs them).
+fn cluster_cpu(postmaster: u32) -> HashMap<u32, f64> {
+    process::with_children(postmaster)
+        .into_iter()
+        .filter_map(|pid| Some((pid, process::usage(pid)?.cpu_s)))
+        .collect()
+}
+
+/// CPU seconds a cluster's processes used between two readings (a backend started in
+/// between counts whole).
+fn cluster_cpu_between(before: &HashMap<u32, f64>, after: &HashMap<u32, f64>) -> f64 {
+    after.iter().map(|(pid, cpu_s)| cpu_s - before.get(pid).unwrap_or(&0.0)).sum()
+}
+
+/// The summed PSS of a cluster's processes.
+fn cluster_pss_kb(postmaster: u32) -> u64 {
+    process::with_children(postmaster).into_iter().map(process::pss_kb).sum()
 }
 
 /// One steady phase's figures, for the report and the ratios.
@@ -334,7 +348,7 @@ async fn measure(
     transport: &Transport,
     served: &Served,
     sampler: &Sampler,
-    postgres: Option<&[u32]>,
+    postmaster: Option<u32>,
     pace: Pace,
     duration: Duration,
     seed: u64,
@@ -342,7 +356,7 @@ async fn measure(
     let recorder = Arc::new(Recorder::default());
     let before = process::usage(served.pid).unwrap_or_default();
     let me_before = process::usage(std::process::id()).unwrap_or_default();
-    let pg_before = postgres.map(|pids| group_usage(pids).0);
+    let pg_before = postmaster.map(cluster_cpu);
     let started = Instant::now();
     let driven = run::steady(fleet, transport, &recorder, pace, duration, seed).await;
     let ended = Instant::now();
@@ -356,8 +370,8 @@ async fn measure(
         server_cores: (after.cpu_s - before.cpu_s) / seconds,
         generator_cores: (me_after.cpu_s - me_before.cpu_s) / seconds,
         database_cores: pg_before
-            .zip(postgres.map(|pids| group_usage(pids).0))
-            .map(|(before, after)| (after - before) / seconds),
+            .zip(postmaster.map(cluster_cpu))
+            .map(|(before, after)| cluster_cpu_between(&before, &after) / seconds),
         rss_peak_kb: sampler.peak_kb(started, ended).max(after.rss_kb),
         rss_end_kb: after.rss_kb,
         generator_rss_kb: me_after.rss_kb,
@@ -465,7 +479,7 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
         None => ["server.db", "server.db-wal", "server.db-shm"].iter().map(|name| dir.path().join(name)).collect(),
     };
     let sampler = Sampler::start(server.pid);
-    let postgres_pids: Option<Vec<u32>> = cluster.as_ref().and_then(Cluster::postmaster).map(process::with_children);
+    let postmaster: Option<u32> = cluster.as_ref().and_then(Cluster::postmaster);
     let transport = Transport::new(&server.url)?;
 
     let context = Arc::new(Context {
@@ -585,7 +599,7 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
             &transport,
             &server,
             &sampler,
-            postgres_pids.as_deref(),
+            postmaster,
             *pace,
             duration,
             args.seed.wrapping_add(i as u64),
@@ -635,7 +649,7 @@ async fn load(args: &RunArgs) -> Result<bool, String> {
         }
     }
     let end = process::usage(server.pid).unwrap_or_default();
-    let postgres_pss = postgres_pids.as_deref().map(|pids| group_usage(pids).1);
+    let postgres_pss = postmaster.map(cluster_pss_kb);
     println!(
         "server memory: {} at the end, {} at its peak (VmHWM, setup and first syncs included){}",
         mb(end.rss_kb),
