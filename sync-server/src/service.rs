@@ -715,6 +715,9 @@ impl<S: Storage> Service<S> {
         readable: &[String],
         request: &SyncRequest,
     ) -> Result<Vec<String>> {
+        if request.pushes.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut seen = BTreeSet::new();
         if let Some(twice) = request.pushes.iter().find(|push| !seen.insert(push.doc.as_str())) {
             return Err(ServiceError::Malformed(format!("{} is pushed twice in one request", twice.doc)));

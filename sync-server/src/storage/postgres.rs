@@ -59,6 +59,38 @@ const SCHEMA_LOCK: i64 = 0x7767_6c6f_6700_0002;
 /// the two-key space is separate from the one-key space above).
 const BLOB_LOCKS: i32 = 0x7767_0001;
 
+/// One document's update in one round trip: written only if the document is still at the
+/// version it was read at (`$2`, NULL for a new one); answers whether it was. Scopes and
+/// blob references are replaced by adding the new and deleting the others (one statement's
+/// parts must not touch the same rows); changes are logged in the order given.
+const COMMIT_UPDATE: &str = r#"
+WITH stored AS (
+    SELECT coalesce((SELECT max(seq) FROM changes WHERE doc_id = $1), 0) AS version FROM documents WHERE doc_id = $1
+), ok AS (
+    SELECT WHERE (SELECT version FROM stored) IS NOT DISTINCT FROM $2::bigint
+), document AS (
+    INSERT INTO documents (doc_id, snapshot) SELECT $1, $3 FROM ok
+    ON CONFLICT (doc_id) DO UPDATE SET snapshot = excluded.snapshot
+), old_scopes AS (
+    DELETE FROM doc_scopes WHERE doc_id = $1 AND NOT scope = ANY($4::text[]) AND EXISTS (SELECT FROM ok)
+), new_scopes AS (
+    INSERT INTO doc_scopes (scope, doc_id) SELECT DISTINCT scope, $1 FROM unnest($4::text[]) scope, ok
+    ON CONFLICT DO NOTHING
+), old_refs AS (
+    DELETE FROM blob_refs WHERE doc_id = $1 AND NOT hash = ANY($5::text[]) AND EXISTS (SELECT FROM ok)
+), new_refs AS (
+    INSERT INTO blob_refs (hash, doc_id) SELECT DISTINCT hash, $1 FROM unnest($5::text[]) hash, ok
+    ON CONFLICT DO NOTHING
+), logged AS (
+    INSERT INTO changes (doc_id, hash, actor, bytes, received_ms)
+    SELECT $1, change.hash, change.actor, change.bytes, $9
+    FROM unnest($6::bytea[], $7::bytea[], $8::bytea[]) WITH ORDINALITY AS change (hash, actor, bytes, n), ok
+    ORDER BY change.n
+    ON CONFLICT (hash) DO NOTHING
+)
+SELECT EXISTS (SELECT FROM ok)
+"#;
+
 /// Connections kept open per server node.
 const POOL_SIZE: u32 = 8;
 
@@ -376,6 +408,9 @@ impl PostgresStorage {
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
+            // Not a round trip of its own before every query: a connection found broken
+            // when used is dropped (`has_broken`) and the next request gets a new one.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(Manager(PostgresConnectionManager::new(config.clone(), NoTls)))?;
         migrate(&mut pool.get()?.client)?;
@@ -573,41 +608,27 @@ impl Storage for PostgresStorage {
         // compared or sequence number taken; held until the commit is visible (see the
         // module's documentation).
         self.log_writer.write(move |session| {
-            let tx = &mut session.client;
             for update in &updates {
-                let version: Option<i64> = tx
-                    .query_opt(
-                        "SELECT coalesce((SELECT max(seq) FROM changes WHERE doc_id = $1), 0)
-                         FROM documents WHERE doc_id = $1",
-                        &[&update.doc],
-                    )?
-                    .map(|row| row.try_get(0))
-                    .transpose()?;
-                if version != update.base {
+                let hashes: Vec<&[u8]> = update.changes.iter().map(|(hash, _, _)| hash.as_slice()).collect();
+                let actors: Vec<&[u8]> = update.changes.iter().map(|(_, actor, _)| actor.as_slice()).collect();
+                let bytes: Vec<&[u8]> = update.changes.iter().map(|(_, _, bytes)| bytes.as_slice()).collect();
+                let written = session.client.query_one(
+                    COMMIT_UPDATE,
+                    &[
+                        &update.doc,
+                        &update.base,
+                        &update.snapshot,
+                        &update.scopes,
+                        &update.blob_refs,
+                        &hashes,
+                        &actors,
+                        &bytes,
+                        &received_ms,
+                    ],
+                )?;
+                if !written.try_get::<_, bool>(0)? {
                     return Err(StorageError::DocumentChanged { doc: update.doc.clone() });
                 }
-                tx.execute(
-                    "INSERT INTO documents (doc_id, snapshot) VALUES ($1, $2)
-                     ON CONFLICT (doc_id) DO UPDATE SET snapshot = excluded.snapshot",
-                    &[&update.doc, &update.snapshot],
-                )?;
-                tx.execute("DELETE FROM doc_scopes WHERE doc_id = $1", &[&update.doc])?;
-                tx.execute(
-                    "INSERT INTO doc_scopes (scope, doc_id) SELECT DISTINCT unnest($2::text[]), $1",
-                    &[&update.doc, &update.scopes],
-                )?;
-                for (hash, actor, bytes) in &update.changes {
-                    tx.execute(
-                        "INSERT INTO changes (doc_id, hash, actor, bytes, received_ms) VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT (hash) DO NOTHING",
-                        &[&update.doc, hash, actor, bytes, &received_ms],
-                    )?;
-                }
-                tx.execute("DELETE FROM blob_refs WHERE doc_id = $1", &[&update.doc])?;
-                tx.execute(
-                    "INSERT INTO blob_refs (hash, doc_id) SELECT DISTINCT unnest($2::text[]), $1",
-                    &[&update.doc, &update.blob_refs],
-                )?;
             }
             Ok(())
         })
