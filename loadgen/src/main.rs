@@ -236,10 +236,7 @@ fn mb(kb: u64) -> String {
 /// CPU seconds of each process of a PostgreSQL cluster: the postmaster and its children
 /// as they are now (a pool opens connections, each a new backend, as it needs them).
 fn cluster_cpu(postmaster: u32) -> HashMap<u32, f64> {
-    process::with_children(postmaster)
-        .into_iter()
-        .filter_map(|pid| Some((pid, process::usage(pid)?.cpu_s)))
-        .collect()
+    process::with_children(postmaster).into_iter().filter_map(|pid| Some((pid, process::usage(pid)?.cpu_s))).collect()
 }
 
 /// CPU seconds a cluster's processes used between two readings (a backend started in

@@ -146,6 +146,15 @@ pub struct SyncReport {
     pub pending: i64,
 }
 
+/// What a pull starts from, read at one moment: the log's horizon ([`Storage::max_seq`]),
+/// the documents the device may see and what it holds of each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullView {
+    pub horizon: i64,
+    pub visible: HashSet<String>,
+    pub held: HashMap<String, (i64, HeldState)>,
+}
+
 /// Where a document stands with a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeldState {
@@ -292,6 +301,12 @@ pub trait Storage: Send + Sync + 'static {
     fn visible_documents(&self, scopes: &[String]) -> Result<HashSet<String>>;
     /// What a device holds or is being sent or told to remove: doc → (up to seq, state).
     fn held_documents(&self, device: &str) -> Result<HashMap<String, (i64, HeldState)>>;
+    /// The horizon, then the documents in these scopes and what the device holds: a
+    /// storage that can read them in one request overrides this.
+    fn pull_view(&self, device: &str, scopes: &[String]) -> Result<PullView> {
+        let horizon = self.max_seq()?;
+        Ok(PullView { horizon, visible: self.visible_documents(scopes)?, held: self.held_documents(device)? })
+    }
     /// Records what a device holds of each document (doc, up to seq, state), all or none.
     fn set_held_many(&self, device: &str, held: &[(String, i64, HeldState)]) -> Result<()>;
     fn set_held(&self, device: &str, doc: &str, up_to_seq: i64, state: HeldState) -> Result<()> {

@@ -38,6 +38,7 @@ forward! {
     commit(updates: &[DocUpdate], received_ms: i64) -> ();
     visible_documents(scopes: &[String]) -> HashSet<String>;
     held_documents(device: &str) -> HashMap<String, (i64, HeldState)>;
+    pull_view(device: &str, scopes: &[String]) -> PullView;
     set_held_many(device: &str, held: &[(String, i64, HeldState)]) -> ();
     forget_held(device: &str, doc: &str) -> ();
     log_after(cursor: i64, device: &str, limit: usize) -> Vec<LogEntry>;

@@ -27,7 +27,7 @@
 //! - **Enrollment codes** are redeemed by an `UPDATE … RETURNING` whose row lock makes the
 //!   second of two concurrent redemptions find the code used.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -652,23 +652,53 @@ impl Storage for PostgresStorage {
             .collect()
     }
 
+    fn pull_view(&self, device: &str, scopes: &[String]) -> Result<PullView> {
+        // One statement: one round trip, and one view of the database.
+        let row = self.client()?.query_one(
+            "SELECT (SELECT coalesce(max(seq), 0) FROM changes),
+                    ARRAY(SELECT DISTINCT doc_id FROM doc_scopes WHERE scope = ANY($1)),
+                    held.docs, held.up_to, held.states
+             FROM (SELECT coalesce(array_agg(doc_id ORDER BY doc_id), '{}'),
+                          coalesce(array_agg(up_to_seq ORDER BY doc_id), '{}'),
+                          coalesce(array_agg(state ORDER BY doc_id), '{}')
+                   FROM device_docs WHERE device_id = $2) held (docs, up_to, states)",
+            &[&scopes, &device],
+        )?;
+        let docs: Vec<String> = row.try_get(2)?;
+        let up_to: Vec<i64> = row.try_get(3)?;
+        let states: Vec<String> = row.try_get(4)?;
+        let held = docs
+            .into_iter()
+            .zip(up_to)
+            .zip(states)
+            .map(|((doc, up_to), state)| (doc, (up_to, HeldState::from_code(&state))))
+            .collect();
+        Ok(PullView {
+            horizon: row.try_get(0)?,
+            visible: row.try_get::<_, Vec<String>>(1)?.into_iter().collect(),
+            held,
+        })
+    }
+
     fn set_held_many(&self, device: &str, held: &[(String, i64, HeldState)]) -> Result<()> {
         if held.is_empty() {
             return Ok(());
         }
-        // In one order: two requests of one device never wait for each other's rows.
-        let mut held = held.to_vec();
-        held.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        let statement = tx.prepare(
-            "INSERT INTO device_docs (device_id, doc_id, up_to_seq, state) VALUES ($1, $2, $3, $4)
+        // One statement, so all or none; in one order, so two requests of one device never
+        // wait for each other's rows; each document once (a statement may not upsert a row
+        // twice), the last given winning as if they were written one after another.
+        let held: BTreeMap<&str, (i64, HeldState)> =
+            held.iter().map(|(doc, up_to, state)| (doc.as_str(), (*up_to, *state))).collect();
+        let docs: Vec<&str> = held.keys().copied().collect();
+        let up_to: Vec<i64> = held.values().map(|(up_to, _)| *up_to).collect();
+        let states: Vec<&str> = held.values().map(|(_, state)| state.code()).collect();
+        self.client()?.execute(
+            "INSERT INTO device_docs (device_id, doc_id, up_to_seq, state)
+             SELECT $1, held.doc, held.up_to, held.state
+             FROM unnest($2::text[], $3::bigint[], $4::text[]) AS held (doc, up_to, state)
              ON CONFLICT (device_id, doc_id) DO UPDATE SET up_to_seq = excluded.up_to_seq, state = excluded.state",
+            &[&device, &docs, &up_to, &states],
         )?;
-        for (doc, up_to_seq, state) in &held {
-            tx.execute(&statement, &[&device, doc, up_to_seq, &state.code()])?;
-        }
-        tx.commit()?;
         Ok(())
     }
 

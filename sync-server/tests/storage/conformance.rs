@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wangge_server::storage::{
-    BlobAppend, BlobRecord, Device, DocUpdate, GridRecord, HeldState, PostgresStorage, SqliteStorage, Storage,
-    StorageError, StoredDocument, SyncReport, Worker, WorkerContact,
+    BlobAppend, BlobRecord, Device, DocUpdate, GridRecord, HeldState, PostgresStorage, PullView, SqliteStorage,
+    Storage, StorageError, StoredDocument, SyncReport, Worker, WorkerContact,
 };
 
 use crate::pg;
@@ -378,6 +378,13 @@ fn held_documents_are_set_moved_and_forgotten<B: Backend>() {
         )
         .unwrap();
     storage.set_held_many("d1", &[]).unwrap();
+    // A document given twice: the last is what is kept, as if written one after another.
+    storage
+        .set_held_many(
+            "d1",
+            &[("register/1".to_owned(), 1, HeldState::Sent), ("register/1".to_owned(), 5, HeldState::Held)],
+        )
+        .unwrap();
     assert_eq!(
         storage.held_documents("d1").unwrap(),
         HashMap::from([
@@ -450,6 +457,19 @@ fn the_log_is_read_in_sequence_order_by_cursor_device_and_document<B: Backend>()
     assert_eq!(tags(storage.log_after_in(0, &docs(&["c"]), 100).unwrap()), [4]);
     assert_eq!(tags(storage.log_after_in(0, &docs(&["none"]), 100).unwrap()), Vec::<u8>::new());
     assert_eq!(tags(storage.log_after_in(0, &[], 100).unwrap()), Vec::<u8>::new());
+
+    // What a pull starts from, read at once.
+    let scopes = ["s".to_owned()];
+    assert_eq!(
+        storage.pull_view("d1", &scopes).unwrap(),
+        PullView {
+            horizon: seq[4],
+            visible: storage.visible_documents(&scopes).unwrap(),
+            held: storage.held_documents("d1").unwrap()
+        }
+    );
+    assert_eq!(storage.pull_view("d1", &scopes).unwrap().visible.len(), 3);
+    assert_eq!(storage.pull_view("d2", &[]).unwrap(), PullView { horizon: seq[4], ..PullView::default() });
 }
 
 const BLOB: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
