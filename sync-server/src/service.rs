@@ -23,7 +23,7 @@ use wangge_core::sync::wire::{
 };
 
 use crate::storage::{
-    BlobAppend, Device, DocUpdate, GridRecord, HeldState, LogEntry, PullView, Storage, StorageError, SyncReport, Worker,
+    BlobAppend, Device, DocUpdate, GridRecord, HeldState, LogEntry, Storage, StorageError, SyncReport, Worker,
 };
 
 mod access;
@@ -1007,7 +1007,9 @@ impl<S: Storage> Service<S> {
         // The horizon first, then documents and snapshots: a snapshot read after the
         // horizon covers every change of its document up to it, so the cursor never
         // passes a change the device did not get.
-        let PullView { horizon, visible, mut held } = self.storage.pull_view(&device.id, readable)?;
+        let horizon = self.storage.max_seq()?;
+        let visible = self.storage.visible_documents(readable)?;
+        let mut held = self.storage.held_documents(&device.id)?;
         // Removals, until confirmed: told again in every response.
         let mut removing = Vec::new();
         for (doc, (up_to, state)) in held.iter_mut() {
@@ -1041,21 +1043,21 @@ impl<S: Storage> Service<S> {
             })
             .collect();
         to_send.sort();
-        for doc in to_send {
-            if used >= budget && !response.pulls.is_empty() {
-                response.more = true;
-                self.storage.set_held_many(&device.id, &marks)?;
-                return Ok(response);
+        // Read a few at a time: a center is sent every new incident of its area.
+        const SNAPSHOTS_PER_READ: usize = 16;
+        for names in to_send.chunks(SNAPSHOTS_PER_READ) {
+            let names: Vec<String> = names.iter().map(|doc| (*doc).clone()).collect();
+            for (doc, stored) in self.storage.documents(&names)? {
+                if used >= budget && !response.pulls.is_empty() {
+                    response.more = true;
+                    self.storage.set_held_many(&device.id, &marks)?;
+                    return Ok(response);
+                }
+                used += stored.snapshot.len();
+                marks.push((doc.clone(), stored.version, HeldState::Sent));
+                held.insert(doc.clone(), (stored.version, HeldState::Sent));
+                response.pulls.push(DocPull { doc, snapshot: Some(stored.snapshot.into()), changes: Vec::new() });
             }
-            let Some(stored) = self.storage.document(doc)? else { continue };
-            used += stored.snapshot.len();
-            response.pulls.push(DocPull {
-                doc: doc.clone(),
-                snapshot: Some(stored.snapshot.into()),
-                changes: Vec::new(),
-            });
-            marks.push((doc.clone(), stored.version, HeldState::Sent));
-            held.insert(doc.clone(), (stored.version, HeldState::Sent));
         }
         // Log changes only for documents the device holds (a snapshot in flight covers its own).
         let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);

@@ -146,15 +146,6 @@ pub struct SyncReport {
     pub pending: i64,
 }
 
-/// What a pull starts from, read at one moment: the log's horizon ([`Storage::max_seq`]),
-/// the documents the device may see and what it holds of each.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PullView {
-    pub horizon: i64,
-    pub visible: HashSet<String>,
-    pub held: HashMap<String, (i64, HeldState)>,
-}
-
 /// Where a document stands with a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeldState {
@@ -292,6 +283,17 @@ pub trait Storage: Send + Sync + 'static {
     fn snapshot(&self, doc: &str) -> Result<Option<Vec<u8>>>;
     /// A document's snapshot and version, read together.
     fn document(&self, doc: &str) -> Result<Option<StoredDocument>>;
+    /// Several documents' snapshots and versions (each read together), in the order asked,
+    /// those that exist: a storage that reads them in one request overrides this.
+    fn documents(&self, docs: &[String]) -> Result<Vec<(String, StoredDocument)>> {
+        let mut found = Vec::with_capacity(docs.len());
+        for doc in docs {
+            if let Some(stored) = self.document(doc)? {
+                found.push((doc.clone(), stored));
+            }
+        }
+        Ok(found)
+    }
     /// Writes several documents' updates in one transaction; their new changes are
     /// logged as received at `received_ms`. All or nothing: an update whose `base` is not
     /// the document's stored version refuses the whole commit with `DocumentChanged`.
@@ -301,12 +303,6 @@ pub trait Storage: Send + Sync + 'static {
     fn visible_documents(&self, scopes: &[String]) -> Result<HashSet<String>>;
     /// What a device holds or is being sent or told to remove: doc → (up to seq, state).
     fn held_documents(&self, device: &str) -> Result<HashMap<String, (i64, HeldState)>>;
-    /// The horizon, then the documents in these scopes and what the device holds: a
-    /// storage that can read them in one request overrides this.
-    fn pull_view(&self, device: &str, scopes: &[String]) -> Result<PullView> {
-        let horizon = self.max_seq()?;
-        Ok(PullView { horizon, visible: self.visible_documents(scopes)?, held: self.held_documents(device)? })
-    }
     /// Records what a device holds of each document (doc, up to seq, state), all or none.
     fn set_held_many(&self, device: &str, held: &[(String, i64, HeldState)]) -> Result<()>;
     fn set_held(&self, device: &str, doc: &str, up_to_seq: i64, state: HeldState) -> Result<()> {

@@ -35,10 +35,10 @@ forward! {
     record_sync(device_id: &str, report: &SyncReport) -> ();
     snapshot(doc: &str) -> Option<Vec<u8>>;
     document(doc: &str) -> Option<StoredDocument>;
+    documents(docs: &[String]) -> Vec<(String, StoredDocument)>;
     commit(updates: &[DocUpdate], received_ms: i64) -> ();
     visible_documents(scopes: &[String]) -> HashSet<String>;
     held_documents(device: &str) -> HashMap<String, (i64, HeldState)>;
-    pull_view(device: &str, scopes: &[String]) -> PullView;
     set_held_many(device: &str, held: &[(String, i64, HeldState)]) -> ();
     forget_held(device: &str, doc: &str) -> ();
     log_after(cursor: i64, device: &str, limit: usize) -> Vec<LogEntry>;

@@ -602,6 +602,20 @@ impl Storage for PostgresStorage {
         }
     }
 
+    fn documents(&self, docs: &[String]) -> Result<Vec<(String, StoredDocument)>> {
+        // One statement: each row's version is its snapshot's.
+        let rows = self.client()?.query(
+            "SELECT d.doc_id, d.snapshot, coalesce((SELECT max(seq) FROM changes c WHERE c.doc_id = d.doc_id), 0)
+             FROM documents d WHERE d.doc_id = ANY($1)",
+            &[&docs],
+        )?;
+        let mut found: HashMap<String, StoredDocument> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            found.insert(row.try_get(0)?, StoredDocument { snapshot: row.try_get(1)?, version: row.try_get(2)? });
+        }
+        Ok(docs.iter().filter_map(|doc| Some((doc.clone(), found.remove(doc)?))).collect())
+    }
+
     fn commit(&self, updates: &[DocUpdate], received_ms: i64) -> Result<()> {
         let updates = updates.to_vec();
         // In the log writer's transaction, which took the log's lock before any version is
@@ -650,34 +664,6 @@ impl Storage for PostgresStorage {
                 Ok((row.try_get(0)?, (row.try_get(1)?, HeldState::from_code(&state))))
             })
             .collect()
-    }
-
-    fn pull_view(&self, device: &str, scopes: &[String]) -> Result<PullView> {
-        // One statement: one round trip, and one view of the database.
-        let row = self.client()?.query_one(
-            "SELECT (SELECT coalesce(max(seq), 0) FROM changes),
-                    ARRAY(SELECT DISTINCT doc_id FROM doc_scopes WHERE scope = ANY($1)),
-                    held.docs, held.up_to, held.states
-             FROM (SELECT coalesce(array_agg(doc_id ORDER BY doc_id), '{}'),
-                          coalesce(array_agg(up_to_seq ORDER BY doc_id), '{}'),
-                          coalesce(array_agg(state ORDER BY doc_id), '{}')
-                   FROM device_docs WHERE device_id = $2) held (docs, up_to, states)",
-            &[&scopes, &device],
-        )?;
-        let docs: Vec<String> = row.try_get(2)?;
-        let up_to: Vec<i64> = row.try_get(3)?;
-        let states: Vec<String> = row.try_get(4)?;
-        let held = docs
-            .into_iter()
-            .zip(up_to)
-            .zip(states)
-            .map(|((doc, up_to), state)| (doc, (up_to, HeldState::from_code(&state))))
-            .collect();
-        Ok(PullView {
-            horizon: row.try_get(0)?,
-            visible: row.try_get::<_, Vec<String>>(1)?.into_iter().collect(),
-            held,
-        })
     }
 
     fn set_held_many(&self, device: &str, held: &[(String, i64, HeldState)]) -> Result<()> {

@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wangge_server::storage::{
-    BlobAppend, BlobRecord, Device, DocUpdate, GridRecord, HeldState, PostgresStorage, PullView, SqliteStorage,
-    Storage, StorageError, StoredDocument, SyncReport, Worker, WorkerContact,
+    BlobAppend, BlobRecord, Device, DocUpdate, GridRecord, HeldState, PostgresStorage, SqliteStorage, Storage,
+    StorageError, StoredDocument, SyncReport, Worker, WorkerContact,
 };
 
 use crate::pg;
@@ -290,8 +290,18 @@ fn a_commit_stores_snapshot_scopes_and_each_change_once<B: Backend>() {
         storage.document("register/1").unwrap(),
         Some(StoredDocument { snapshot: first.snapshot.clone(), version: logged[1].seq })
     );
-    assert_eq!(storage.snapshot("register/1").unwrap(), Some(first.snapshot));
+    assert_eq!(storage.snapshot("register/1").unwrap(), Some(first.snapshot.clone()));
     assert_eq!(storage.max_seq().unwrap(), logged[1].seq);
+    // Several at once: in the order asked, those that exist.
+    let names = ["register/1", "none", "reference"].map(str::to_owned);
+    assert_eq!(
+        storage.documents(&names).unwrap(),
+        [
+            ("register/1".to_owned(), StoredDocument { snapshot: first.snapshot.clone(), version: logged[1].seq }),
+            ("reference".to_owned(), storage.document("reference").unwrap().unwrap()),
+        ]
+    );
+    assert_eq!(storage.documents(&[]).unwrap(), []);
 
     // Again from that version: change 2 is stored already and skipped; scopes are replaced.
     let second = update("register/1", Some(logged[1].seq), &["grid:1:register", "grid:1:incidents"], &[2, 3]);
@@ -457,19 +467,6 @@ fn the_log_is_read_in_sequence_order_by_cursor_device_and_document<B: Backend>()
     assert_eq!(tags(storage.log_after_in(0, &docs(&["c"]), 100).unwrap()), [4]);
     assert_eq!(tags(storage.log_after_in(0, &docs(&["none"]), 100).unwrap()), Vec::<u8>::new());
     assert_eq!(tags(storage.log_after_in(0, &[], 100).unwrap()), Vec::<u8>::new());
-
-    // What a pull starts from, read at once.
-    let scopes = ["s".to_owned()];
-    assert_eq!(
-        storage.pull_view("d1", &scopes).unwrap(),
-        PullView {
-            horizon: seq[4],
-            visible: storage.visible_documents(&scopes).unwrap(),
-            held: storage.held_documents("d1").unwrap()
-        }
-    );
-    assert_eq!(storage.pull_view("d1", &scopes).unwrap().visible.len(), 3);
-    assert_eq!(storage.pull_view("d2", &[]).unwrap(), PullView { horizon: seq[4], ..PullView::default() });
 }
 
 const BLOB: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
