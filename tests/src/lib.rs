@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tempfile::TempDir;
+use wangge_core::NewIncident;
+use wangge_core::blobs::BlobHash;
 use wangge_core::model::GridCode;
 use wangge_core::sync::engine::SyncRound;
 use wangge_core::sync::http::SyncClient;
@@ -161,5 +163,34 @@ impl TestDevice {
         let token = self.store.sync_token().expect("the store").expect("an enrolled device");
         let response = server.post_sync(&token, &round.request).await.error_for_status().expect("a sync response");
         wire::decode(&response.bytes().await.expect("the body")).expect("a well-formed response")
+    }
+}
+
+/// Bytes that look like a JPEG's: they do not compress (the same bytes for a seed).
+pub fn photo(seed: u64, size: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// A broken manhole cover, reported with one photo.
+pub fn report_naming(grid: &GridCode, catalog_item: &str, photo: &BlobHash) -> NewIncident {
+    NewIncident {
+        grid: grid.clone(),
+        catalog_item: catalog_item.to_owned(),
+        title: "井盖破损".into(),
+        description: "人行道井盖破损".into(),
+        location: None,
+        residents: vec![],
+        households: vec![],
+        organizations: vec![],
+        photos: vec![photo.to_string()],
+        reported_by_resident: None,
     }
 }

@@ -45,9 +45,9 @@ use wangge_core::incident::Actor;
 use wangge_core::incident::roles::Role;
 use wangge_core::model::*;
 use wangge_core::sync::http::SyncClient;
-use wangge_core::{Error, IncidentFilter, NewIncident, Store};
+use wangge_core::{Error, IncidentFilter, Store};
 use wangge_fault_vfs::{Disk, Failure, Fault, Op};
-use wangge_tests::{TestDevice, TestServer};
+use wangge_tests::{TestDevice, TestServer, photo, report_naming};
 
 /// A device's residents and phones, as its projection holds them.
 fn residents(store: &Store) -> Vec<(String, String, Option<String>)> {
@@ -278,40 +278,11 @@ fn files_named(dir: &Path, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// Bytes that look like a JPEG's: they do not compress.
-fn photo(seed: u64, size: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
 /// What the app does with a photo it stored: an incident report that names it.
 fn report_with_photo(store: &Store, grid: &GridCode, photo: &BlobHash) -> IncidentId {
     let me = Actor { person: "w1".into(), role: Role::FullTimeWorker, department: None };
     let item = store.catalog().items().find(|item| item.admitted).unwrap().code.clone();
-    store
-        .report_incident(
-            NewIncident {
-                grid: grid.clone(),
-                catalog_item: item,
-                title: "井盖破损".into(),
-                description: "人行道井盖破损".into(),
-                location: None,
-                residents: vec![],
-                households: vec![],
-                organizations: vec![],
-                photos: vec![photo.to_string()],
-                reported_by_resident: None,
-            },
-            me,
-        )
-        .unwrap()
+    store.report_incident(report_naming(grid, &item, photo), me).unwrap()
 }
 
 /// The photos the device's incidents name.

@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ReadDoc};
-use wangge_core::NewIncident;
 use wangge_core::activity::doc as activity_doc;
 use wangge_core::activity::{NewVisit, VisitPurpose, VisitTarget};
 use wangge_core::blobs::{BlobHash, BlobStore};
@@ -27,7 +26,7 @@ use wangge_core::incident::{Action, ActionKind, Actor, Mark};
 use wangge_core::model::{GridCode, IncidentId, Wgs84};
 use wangge_core::sync::wire::{self, ErrorBody};
 use wangge_server::Storage;
-use wangge_tests::{TestDevice, TestServer};
+use wangge_tests::{TestDevice, TestServer, photo, report_naming};
 
 const A: &str = "440703001001001";
 const B: &str = "440703002001001";
@@ -255,18 +254,6 @@ struct World {
     catalog_item: String,
     /// Sensitive values of grid A (phones, ID numbers): never on a public page.
     sensitive_values: Vec<String>,
-}
-
-fn photo(seed: u64, size: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
 }
 
 fn token(device: &TestDevice) -> String {
@@ -739,24 +726,7 @@ fn describe(world: &World, case: &Case) -> String {
 /// Reports an incident in `grid` with one photo, as the capturing worker.
 fn report(device: &TestDevice, grid: &GridCode, person: &str, item: &str, photo: &BlobHash) -> IncidentId {
     let me = Actor { person: person.into(), role: Role::FullTimeWorker, department: None };
-    device
-        .store
-        .report_incident(
-            NewIncident {
-                grid: grid.clone(),
-                catalog_item: item.to_owned(),
-                title: "井盖破损".into(),
-                description: "人行道井盖破损".into(),
-                location: None,
-                residents: vec![],
-                households: vec![],
-                organizations: vec![],
-                photos: vec![photo.to_string()],
-                reported_by_resident: None,
-            },
-            me,
-        )
-        .unwrap()
+    device.store.report_incident(report_naming(grid, item, photo), me).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

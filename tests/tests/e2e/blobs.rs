@@ -11,22 +11,9 @@ use wangge_core::sync::wire::{
 };
 use wangge_core::{Error, NewIncident};
 use wangge_server::Storage;
-use wangge_tests::{TestDevice, TestServer};
+use wangge_tests::{TestDevice, TestServer, photo};
 
 const CHUNK: usize = 64 * 1024;
-
-/// Bytes that look like a JPEG's to gzip: they do not compress.
-fn photo(seed: u64, size: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
 
 /// Posts a body as a device would; the status and the body.
 async fn post(server: &TestServer, path: &str, token: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
