@@ -1123,15 +1123,14 @@ impl<S: Storage> Service<S> {
         held: &HashMap<String, (i64, HeldState)>,
         limit: usize,
     ) -> Result<Vec<LogEntry>> {
-        let confirmed: Vec<String> =
-            held.iter().filter(|(_, (_, state))| *state == HeldState::Held).map(|(doc, _)| doc.clone()).collect();
+        let confirmed = || held.iter().filter(|(_, (_, state))| *state == HeldState::Held).map(|(doc, _)| doc);
         let changes_since = usize::try_from(horizon.saturating_sub(cursor)).unwrap_or(usize::MAX);
-        let entries = if confirmed.len() < changes_since {
-            self.storage.log_after_in(cursor, &confirmed, limit)?
+        if confirmed().count() < changes_since {
+            let docs: Vec<String> = confirmed().cloned().collect();
+            Ok(self.storage.log_after_in(cursor, &docs, limit)?)
         } else {
-            self.storage.log_after(cursor, device, limit)?
-        };
-        Ok(entries)
+            Ok(self.storage.log_after(cursor, device, limit)?)
+        }
     }
 }
 
