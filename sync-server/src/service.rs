@@ -745,14 +745,13 @@ impl<S: Storage> Service<S> {
 
     /// The device behind a token, not revoked, and its worker.
     fn authenticate(&self, token: &str) -> Result<(Device, Worker)> {
-        let device = self.storage.device_by_token(&hash_secret(token))?.ok_or(ServiceError::Unauthorized)?;
+        let (device, worker) = self.storage.device_by_token(&hash_secret(token))?.ok_or(ServiceError::Unauthorized)?;
         if device.revoked {
             return Err(ServiceError::Revoked);
         }
         if let access::Renewal::Renew { last_seen_ms, token_expires_ms } = self.access.admit(&device, now_ms())? {
             self.storage.renew_device(&device.id, last_seen_ms, token_expires_ms)?;
         }
-        let worker = self.storage.worker(&device.person)?.ok_or(ServiceError::Unauthorized)?;
         // Center staff's areas stand for every grid within them, as of now.
         let worker = self.with_jurisdiction(worker)?;
         Ok((device, worker))

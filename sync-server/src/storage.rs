@@ -274,7 +274,9 @@ pub trait Storage: Send + Sync + 'static {
         now_ms: i64,
         issued_after_ms: i64,
     ) -> Result<Option<(String, String)>>;
-    fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>>;
+    /// The device holding a token, with its worker (one read: every request starts here).
+    /// None when no device holds it, or its worker is gone.
+    fn device_by_token(&self, token_hash: &str) -> Result<Option<(Device, Worker)>>;
     fn revoke_device(&self, device_id: &str) -> Result<bool>;
     /// Records a device's request: when it was seen, and its token's new expiry.
     fn renew_device(&self, device_id: &str, last_seen_ms: i64, token_expires_ms: i64) -> Result<()>;
@@ -356,4 +358,9 @@ pub trait Storage: Send + Sync + 'static {
     fn discard_stale_blob_uploads(&self, updated_before_ms: i64) -> Result<usize>;
     /// Whether a document in one of these scopes refers to the blob.
     fn blob_referenced(&self, hash: &str, scopes: &[String]) -> Result<bool>;
+}
+
+/// `columns` (a comma-separated list) each prefixed with `table.`, for a join.
+pub(crate) fn qualified(table: &str, columns: &str) -> String {
+    columns.split(", ").map(|column| format!("{table}.{column}")).collect::<Vec<_>>().join(", ")
 }

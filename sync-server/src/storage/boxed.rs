@@ -29,7 +29,7 @@ forward! {
     redeem_enrollment_code(
         code_hash: &str, device: &Device, token_hash: &str, now_ms: i64, issued_after_ms: i64
     ) -> Option<(String, String)>;
-    device_by_token(token_hash: &str) -> Option<Device>;
+    device_by_token(token_hash: &str) -> Option<(Device, Worker)>;
     revoke_device(device_id: &str) -> bool;
     renew_device(device_id: &str, last_seen_ms: i64, token_expires_ms: i64) -> ();
     record_sync(device_id: &str, report: &SyncReport) -> ();

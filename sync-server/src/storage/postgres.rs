@@ -29,6 +29,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use ::r2d2_postgres::postgres::error::SqlState;
@@ -306,14 +307,19 @@ fn migrate(client: &mut pg::Client) -> Result<()> {
 const WORKER_COLUMNS: &str = "person, role, department, grids, name, phone";
 
 fn worker_row(row: &Row) -> Result<(Worker, WorkerContact)> {
-    let grids: String = row.try_get(3)?;
+    worker_row_at(row, 0)
+}
+
+/// A worker's columns (`WORKER_COLUMNS`) after `first` others in a row.
+fn worker_row_at(row: &Row, first: usize) -> Result<(Worker, WorkerContact)> {
+    let grids: String = row.try_get(first + 3)?;
     let worker = Worker {
-        person: row.try_get(0)?,
-        role: row.try_get(1)?,
-        department: row.try_get(2)?,
+        person: row.try_get(first)?,
+        role: row.try_get(first + 1)?,
+        department: row.try_get(first + 2)?,
         grids: grids.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
     };
-    Ok((worker, WorkerContact { name: row.try_get(4)?, phone: row.try_get(5)? }))
+    Ok((worker, WorkerContact { name: row.try_get(first + 4)?, phone: row.try_get(first + 5)? }))
 }
 
 const DEVICE_COLUMNS: &str =
@@ -553,12 +559,17 @@ impl Storage for PostgresStorage {
         Ok(Some((person, device_id)))
     }
 
-    fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
-        self.client()?
-            .query_opt(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE token_hash = $1"), &[&token_hash])?
-            .as_ref()
-            .map(device_row)
-            .transpose()
+    fn device_by_token(&self, token_hash: &str) -> Result<Option<(Device, Worker)>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {}, {} FROM devices d JOIN workers w ON w.person = d.person WHERE d.token_hash = $1",
+                qualified("d", DEVICE_COLUMNS),
+                qualified("w", WORKER_COLUMNS)
+            )
+        });
+        let columns = DEVICE_COLUMNS.split(", ").count();
+        let found = self.client()?.query_opt(&SQL, &[&token_hash])?;
+        found.map(|row| Ok((device_row(&row)?, worker_row_at(&row, columns)?.0))).transpose()
     }
 
     fn revoke_device(&self, device_id: &str) -> Result<bool> {

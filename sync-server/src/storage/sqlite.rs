@@ -7,6 +7,7 @@
 //! refused untouched.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -217,14 +218,19 @@ const DOCUMENT_VERSION: &str =
 const WORKER_COLUMNS: &str = "person, role, department, grids, name, phone";
 
 fn worker_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Worker, WorkerContact)> {
-    let grids: String = row.get(3)?;
+    worker_row_at(row, 0)
+}
+
+/// A worker's columns (`WORKER_COLUMNS`) after `first` others in a row.
+fn worker_row_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<(Worker, WorkerContact)> {
+    let grids: String = row.get(first + 3)?;
     let worker = Worker {
-        person: row.get(0)?,
-        role: row.get(1)?,
-        department: row.get(2)?,
+        person: row.get(first)?,
+        role: row.get(first + 1)?,
+        department: row.get(first + 2)?,
         grids: grids.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
     };
-    Ok((worker, WorkerContact { name: row.get(4)?, phone: row.get(5)? }))
+    Ok((worker, WorkerContact { name: row.get(first + 4)?, phone: row.get(first + 5)? }))
 }
 
 const BLOB_COLUMNS: &str = "id, hash, size, received, complete";
@@ -483,8 +489,16 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
-        self.read_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE token_hash = ?1"), [token_hash], device_row)
+    fn device_by_token(&self, token_hash: &str) -> Result<Option<(Device, Worker)>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {}, {} FROM devices d JOIN workers w ON w.person = d.person WHERE d.token_hash = ?1",
+                qualified("d", DEVICE_COLUMNS),
+                qualified("w", WORKER_COLUMNS)
+            )
+        });
+        let columns = DEVICE_COLUMNS.split(", ").count();
+        self.read_row(&SQL, [token_hash], |row| Ok((device_row(row)?, worker_row_at(row, columns)?.0)))
     }
 
     fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<LogEntry>> {

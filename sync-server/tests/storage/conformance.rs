@@ -223,7 +223,7 @@ fn an_actor_enrolls_for_one_worker_and_a_refused_code_stays_unused<B: Backend>()
     let redeemed = storage.redeem_enrollment_code("code-again", &again, "token-again", 5_000, 0);
     assert_eq!(redeemed.unwrap(), Some(("w1".into(), "d1".into())));
     assert_eq!(storage.device_by_token("token-d1").unwrap(), None, "the old token is gone");
-    let device = storage.device_by_token("token-again").unwrap().unwrap();
+    let device = storage.device_by_token("token-again").unwrap().unwrap().0;
     assert_eq!((device.id.as_str(), device.token_expires_ms, device.last_seen_ms), ("d1", Some(990_000), Some(5_000)));
 
     // A revoked device does not come back with a new code.
@@ -239,7 +239,7 @@ fn devices_are_found_by_token_renewed_listed_and_revoked<B: Backend>() {
     let storage = backend.open();
     enroll(&storage, "w1", "d2", 2);
     enroll(&storage, "w1", "d1", 1);
-    let found = storage.device_by_token("token-d1").unwrap().unwrap();
+    let (found, found_worker) = storage.device_by_token("token-d1").unwrap().unwrap();
     let expected = Device {
         id: "d1".into(),
         person: "w1".into(),
@@ -250,19 +250,20 @@ fn devices_are_found_by_token_renewed_listed_and_revoked<B: Backend>() {
         last_sync: None,
     };
     assert_eq!(found, expected);
+    assert_eq!(found_worker, worker("w1", "full_time_worker", &["440703001001001"]), "its worker with it");
     assert_eq!(storage.device_by_token("token-d3").unwrap(), None);
 
     storage.renew_device("d1", 60_000, 1_000_000).unwrap();
-    let renewed = storage.device_by_token("token-d1").unwrap().unwrap();
+    let renewed = storage.device_by_token("token-d1").unwrap().unwrap().0;
     assert_eq!((renewed.last_seen_ms, renewed.token_expires_ms), (Some(60_000), Some(1_000_000)));
     let report = SyncReport { at_ms: 61_000, version: "0.1.0".into(), pending: 3 };
     storage.record_sync("d1", &report).unwrap();
-    assert_eq!(storage.device_by_token("token-d1").unwrap().unwrap().last_sync, Some(report));
-    assert_eq!(storage.device_by_token("token-d2").unwrap().unwrap().last_sync, None);
+    assert_eq!(storage.device_by_token("token-d1").unwrap().unwrap().0.last_sync, Some(report));
+    assert_eq!(storage.device_by_token("token-d2").unwrap().unwrap().0.last_sync, None);
 
     assert!(storage.revoke_device("d1").unwrap());
     assert!(!storage.revoke_device("d3").unwrap(), "no such device");
-    assert!(storage.device_by_token("token-d1").unwrap().unwrap().revoked);
+    assert!(storage.device_by_token("token-d1").unwrap().unwrap().0.revoked);
     let listed: Vec<(String, bool)> =
         storage.devices().unwrap().into_iter().map(|device| (device.id, device.revoked)).collect();
     assert_eq!(listed, [("d1".to_owned(), true), ("d2".to_owned(), false)], "by id, revoked ones included");

@@ -247,7 +247,7 @@ async fn an_abandoned_upload_is_dropped_after_its_lifetime_and_the_device_starts
     // Within its lifetime the upload stays.
     assert_eq!(server.service.discard_stale_uploads().unwrap(), 0);
     let device = server.service.storage().device_by_token(&wangge_server::service::hash_secret(&token(&worker)));
-    let device = device.unwrap().unwrap().id;
+    let device = device.unwrap().unwrap().0.id;
     assert!(server.service.storage().blob_upload(&device, hash.as_str()).unwrap().is_some());
 
     // Past it (nothing received since a moment from now): dropped.
