@@ -19,8 +19,10 @@ const MAX_GROUP: usize = 64;
 pub(super) trait Session: Send + 'static {
     /// Statements that open a group's transaction.
     const BEGIN: &'static [&'static str];
-    /// Runs one statement of transaction control (`BEGIN`, `SAVEPOINT`, `COMMIT`, …).
-    fn control(&mut self, sql: &'static str) -> Result<()>;
+    /// Runs statements of transaction control (`BEGIN`, `SAVEPOINT`, `COMMIT`, …) in order,
+    /// stopping at the first that fails. They come together so that a backend across a
+    /// network sends them in one round trip.
+    fn control(&mut self, statements: &[&'static str]) -> Result<()>;
     /// Called before each group: a backend whose connection broke opens a new one.
     fn reconnect_if_broken(&mut self) -> Result<()> {
         Ok(())
@@ -186,24 +188,27 @@ fn commit_group<C: Session>(conn: &mut C, group: &mut Vec<Box<dyn Grouped<C>>>, 
 
 fn run_group<C: Session>(conn: &mut C, group: &mut [Box<dyn Grouped<C>>]) -> Result<()> {
     conn.reconnect_if_broken()?;
-    let mut begun = false;
     let outcome = (|| {
-        for sql in C::BEGIN {
-            conn.control(sql)?;
-            begun = true;
-        }
+        // Control statements wait for the next write or the end, and go with the others
+        // gathered by then: BEGIN with the first savepoint, each release with the next
+        // savepoint, the last with COMMIT.
+        let mut control: Vec<&'static str> = C::BEGIN.to_vec();
         for write in group.iter_mut() {
-            conn.control("SAVEPOINT write")?;
+            control.push("SAVEPOINT write");
+            conn.control(&control)?;
+            control.clear();
             if !write.run(conn) {
-                conn.control("ROLLBACK TO SAVEPOINT write")?;
+                control.push("ROLLBACK TO SAVEPOINT write");
             }
-            conn.control("RELEASE SAVEPOINT write")?;
+            control.push("RELEASE SAVEPOINT write");
         }
-        conn.control("COMMIT")
+        control.push("COMMIT");
+        conn.control(&control)
     })();
-    if outcome.is_err() && begun {
-        // What the failure left of the transaction is undone; the error is the first one.
-        let _ = conn.control("ROLLBACK");
+    if outcome.is_err() {
+        // What the failure left of the transaction is undone (if it began: otherwise the
+        // rollback fails, and is ignored); the error is the first one.
+        let _ = conn.control(&["ROLLBACK"]);
     }
     outcome
 }

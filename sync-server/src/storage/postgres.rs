@@ -206,8 +206,10 @@ impl LogSession {
 impl group_commit::Session for LogSession {
     const BEGIN: &'static [&'static str] = &["BEGIN", TAKE_LOG_LOCK];
 
-    fn control(&mut self, sql: &'static str) -> Result<()> {
-        Ok(self.client.batch_execute(sql)?)
+    fn control(&mut self, statements: &[&'static str]) -> Result<()> {
+        // One simple query of several statements: one round trip; PostgreSQL stops at the
+        // first that fails.
+        Ok(self.client.batch_execute(&statements.join(";\n"))?)
     }
 
     fn reconnect_if_broken(&mut self) -> Result<()> {

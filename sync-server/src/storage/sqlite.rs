@@ -35,8 +35,10 @@ impl std::fmt::Debug for SqliteStorage {
 impl Session for Connection {
     const BEGIN: &'static [&'static str] = &["BEGIN IMMEDIATE"];
 
-    fn control(&mut self, sql: &'static str) -> Result<()> {
-        self.prepare_cached(sql)?.execute([])?;
+    fn control(&mut self, statements: &[&'static str]) -> Result<()> {
+        for sql in statements {
+            self.prepare_cached(sql)?.execute([])?;
+        }
         Ok(())
     }
 }
