@@ -23,7 +23,7 @@ use wangge_core::sync::wire::{
 };
 
 use crate::storage::{
-    BlobAppend, Device, DocUpdate, GridRecord, HeldState, LogEntry, Storage, StorageError, SyncReport, Worker,
+    BlobAppend, Device, DocUpdate, GridRecord, HeldState, LogEntry, PullView, Storage, StorageError, SyncReport, Worker,
 };
 
 mod access;
@@ -1006,9 +1006,7 @@ impl<S: Storage> Service<S> {
         // The horizon first, then documents and snapshots: a snapshot read after the
         // horizon covers every change of its document up to it, so the cursor never
         // passes a change the device did not get.
-        let horizon = self.storage.max_seq()?;
-        let visible = self.storage.visible_documents(readable)?;
-        let mut held = self.storage.held_documents(&device.id)?;
+        let PullView { horizon, visible, mut held } = self.storage.pull_view(&device.id, readable)?;
         // Removals, until confirmed: told again in every response.
         let mut removing = Vec::new();
         for (doc, (up_to, state)) in held.iter_mut() {

@@ -193,6 +193,17 @@ pub struct LogEntry {
     pub received_ms: Option<i64>,
 }
 
+/// What a pull starts from (`Storage::pull_view`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullView {
+    /// The highest sequence number visible when the rest was read.
+    pub horizon: i64,
+    /// The documents the device may read.
+    pub visible: HashSet<String>,
+    /// What the device holds or is being sent or told to remove: doc → (up to seq, state).
+    pub held: HashMap<String, (i64, HeldState)>,
+}
+
 /// A document as stored: its snapshot and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDocument {
@@ -303,6 +314,13 @@ pub trait Storage: Send + Sync + 'static {
     fn commit(&self, updates: &[DocUpdate], received_ms: i64) -> Result<()>;
     /// Documents in any of these scopes.
     fn visible_documents(&self, scopes: &[String]) -> Result<HashSet<String>>;
+    /// What a pull starts from: the horizon (`max_seq`), then the documents in these scopes
+    /// and what the device holds, none of them older than the horizon. A storage that reads
+    /// them in one request overrides this.
+    fn pull_view(&self, device: &str, scopes: &[String]) -> Result<PullView> {
+        let horizon = self.max_seq()?;
+        Ok(PullView { horizon, visible: self.visible_documents(scopes)?, held: self.held_documents(device)? })
+    }
     /// What a device holds or is being sent or told to remove: doc → (up to seq, state).
     fn held_documents(&self, device: &str) -> Result<HashMap<String, (i64, HeldState)>>;
     /// Records what a device holds of each document (doc, up to seq, state), all or none.

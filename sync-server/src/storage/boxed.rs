@@ -38,6 +38,7 @@ forward! {
     documents(docs: &[String]) -> Vec<(String, StoredDocument)>;
     commit(updates: &[DocUpdate], received_ms: i64) -> ();
     visible_documents(scopes: &[String]) -> HashSet<String>;
+    pull_view(device: &str, scopes: &[String]) -> PullView;
     held_documents(device: &str) -> HashMap<String, (i64, HeldState)>;
     set_held_many(device: &str, held: &[(String, i64, HeldState)]) -> ();
     forget_held(device: &str, doc: &str) -> ();

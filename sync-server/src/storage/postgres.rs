@@ -666,6 +666,31 @@ impl Storage for PostgresStorage {
         found.iter().map(|row| Ok(row.try_get(0)?)).collect()
     }
 
+    fn pull_view(&self, device: &str, scopes: &[String]) -> Result<PullView> {
+        // One statement, so one view of the database: the documents and held states are
+        // as new as the horizon, as if read after it.
+        let row = self.client()?.query_one(
+            "SELECT (SELECT coalesce(max(seq), 0) FROM changes),
+                    ARRAY(SELECT DISTINCT doc_id FROM doc_scopes WHERE scope = ANY($1)),
+                    held.docs, held.up_to, held.states
+             FROM (SELECT array_agg(doc_id) AS docs, array_agg(up_to_seq) AS up_to, array_agg(state) AS states
+                   FROM device_docs WHERE device_id = $2) held",
+            &[&scopes, &device],
+        )?;
+        let visible: Vec<String> = row.try_get(1)?;
+        let docs: Option<Vec<String>> = row.try_get(2)?;
+        let up_to: Option<Vec<i64>> = row.try_get(3)?;
+        let states: Option<Vec<String>> = row.try_get(4)?;
+        let held = docs
+            .unwrap_or_default()
+            .into_iter()
+            .zip(up_to.unwrap_or_default())
+            .zip(states.unwrap_or_default())
+            .map(|((doc, up_to), state)| (doc, (up_to, HeldState::from_code(&state))))
+            .collect();
+        Ok(PullView { horizon: row.try_get(0)?, visible: visible.into_iter().collect(), held })
+    }
+
     fn held_documents(&self, device: &str) -> Result<HashMap<String, (i64, HeldState)>> {
         let found = self
             .client()?

@@ -7,8 +7,8 @@
 //! refused untouched.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 

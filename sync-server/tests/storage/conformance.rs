@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wangge_server::storage::{
-    BlobAppend, BlobRecord, Device, DocUpdate, GridRecord, HeldState, PostgresStorage, SqliteStorage, Storage,
-    StorageError, StoredDocument, SyncReport, Worker, WorkerContact,
+    BlobAppend, BlobRecord, Device, DocUpdate, GridRecord, HeldState, PostgresStorage, PullView, SqliteStorage,
+    Storage, StorageError, StoredDocument, SyncReport, Worker, WorkerContact,
 };
 
 use crate::pg;
@@ -66,6 +66,7 @@ conformance![
     a_commit_stores_snapshot_scopes_and_each_change_once,
     a_commit_made_from_another_version_is_refused_whole,
     held_documents_are_set_moved_and_forgotten,
+    a_pull_view_is_the_horizon_visible_and_held_documents_read_together,
     the_log_is_read_in_sequence_order_by_cursor_device_and_document,
     a_blob_is_uploaded_in_order_per_device_and_completed_once,
     stale_uploads_are_dropped_and_complete_blobs_kept,
@@ -407,6 +408,32 @@ fn held_documents_are_set_moved_and_forgotten<B: Backend>() {
     storage.forget_held("d1", "never/held").unwrap();
     assert_eq!(storage.held_documents("d1").unwrap(), HashMap::from([("register/1".to_owned(), (5, HeldState::Held))]));
     assert_eq!(storage.held_documents("d2").unwrap(), HashMap::from([("register/1".to_owned(), (9, HeldState::Held))]));
+}
+
+fn a_pull_view_is_the_horizon_visible_and_held_documents_read_together<B: Backend>() {
+    let backend = B::new();
+    let storage = backend.open();
+    enroll(&storage, "w1", "d1", 1);
+    let empty = storage.pull_view("d1", &scopes(&["grid:1:register"])).unwrap();
+    assert_eq!(empty, PullView { horizon: 0, visible: HashSet::new(), held: HashMap::new() });
+
+    storage.commit(&[update("register/1", None, &["grid:1:register", "grid:1:incidents"], &[1, 2])], 1_000).unwrap();
+    storage.commit(&[update("register/2", None, &["grid:2:register"], &[3])], 1_000).unwrap();
+    storage.commit(&[update("reference", None, &["reference"], &[4])], 1_000).unwrap();
+    storage
+        .set_held_many(
+            "d1",
+            &[("register/1".to_owned(), 2, HeldState::Held), ("register/2".to_owned(), 3, HeldState::Sent)],
+        )
+        .unwrap();
+    let readable = scopes(&["grid:1:register", "grid:1:incidents", "reference"]);
+    let view = storage.pull_view("d1", &readable).unwrap();
+    assert_eq!(view.horizon, storage.max_seq().unwrap());
+    assert_eq!(view.visible, HashSet::from(["register/1".to_owned(), "reference".to_owned()]), "each once");
+    assert_eq!(view.visible, storage.visible_documents(&readable).unwrap());
+    assert_eq!(view.held, storage.held_documents("d1").unwrap());
+    assert_eq!(view.held.len(), 2);
+    assert_eq!(storage.pull_view("d2", &[]).unwrap().held, HashMap::new(), "another device holds nothing");
 }
 
 fn the_log_is_read_in_sequence_order_by_cursor_device_and_document<B: Backend>() {
