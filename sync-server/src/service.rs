@@ -727,9 +727,8 @@ impl<S: Storage> Service<S> {
         self.commit_fresh(|| {
             let mut updates = Vec::new();
             let mut acks = Vec::new();
-            let held = self.storage.held_documents(&device.id)?;
             for push in &request.pushes {
-                match self.check_push(device, worker, readable, &held, push) {
+                match self.check_push(device, worker, readable, push) {
                     Ok(Some(update)) => {
                         updates.push(update);
                         acks.push(push.doc.clone());
@@ -878,13 +877,13 @@ impl<S: Storage> Service<S> {
     }
 
     /// Checks one document's push and makes its update; `None` when it is skipped (a
-    /// reassigned worker's edits to a document it held).
+    /// reassigned worker's edits to a document it held). What the device holds is read
+    /// only on the paths that need it, which a push rarely takes.
     fn check_push(
         &self,
         device: &Device,
         worker: &Worker,
         readable: &[String],
-        held: &HashMap<String, (i64, HeldState)>,
         push: &wangge_core::sync::wire::DocChanges,
     ) -> Result<Option<DocUpdate>> {
         let doc_id = DocId::parse(&push.doc)
@@ -942,7 +941,7 @@ impl<S: Storage> Service<S> {
         wangge_core::crdt::untrusted::apply_changes(&mut doc, changes)
             .map_err(|_| ServiceError::Malformed(format!("{}: changes do not apply", push.doc)))?;
         if !doc.get_missing_deps(&[]).is_empty() {
-            if let Some((up_to, _)) = held.get(&push.doc)
+            if let Some((up_to, _)) = self.storage.held_documents(&device.id)?.get(&push.doc)
                 && self.built_on_older_generation(&doc_id, &mut doc)?
             {
                 // Made on the generation a compaction replaced: not taken, not acknowledged;
@@ -963,7 +962,7 @@ impl<S: Storage> Service<S> {
         let governing = if existed { &scopes_before } else { &scopes_after };
         let may_write = governing.iter().any(|scope| readable.contains(scope));
         if !may_write {
-            if held.contains_key(&push.doc) {
+            if self.storage.held_documents(&device.id)?.contains_key(&push.doc) {
                 // The worker was reassigned: these edits are not taken (nor acknowledged);
                 // the response tells the device to remove the document, and it exports them.
                 return Ok(None);
