@@ -216,9 +216,15 @@ pub async fn final_syncs(
     let mut left = Vec::new();
     let mut n_failed_captures = 0;
     for device in &fleet.devices {
-        let sim = device.lock().await;
-        let pending = match &*sim {
-            Sim::Light(device) => device.n_pending() as u64,
+        let mut sim = device.lock().await;
+        let pending = match &mut *sim {
+            Sim::Light(device) => {
+                // What it pulled and did not need yet: applied now, dependencies checked.
+                if let Err(problem) = device.catch_up_all() {
+                    recorder.problem(problem);
+                }
+                device.n_pending() as u64
+            }
             Sim::Full(device) => match device.leftovers().await {
                 Ok((pending, failed)) => {
                     n_failed_captures += failed;
