@@ -378,7 +378,24 @@ pub trait Storage: Send + Sync + 'static {
     fn blob_referenced(&self, hash: &str, scopes: &[String]) -> Result<bool>;
 }
 
-/// `columns` (a comma-separated list) each prefixed with `table.`, for a join.
-pub(crate) fn qualified(table: &str, columns: &str) -> String {
-    columns.split(", ").map(|column| format!("{table}.{column}")).collect::<Vec<_>>().join(", ")
+/// A worker's columns, in the order both backends' row readers take them.
+pub(crate) const WORKER_COLUMNS: &str = "person, role, department, grids, name, phone";
+
+/// A device's columns, in the order both backends' row readers take them.
+pub(crate) const DEVICE_COLUMNS: &str =
+    "id, person, actor, revoked, token_expires_ms, last_seen_ms, last_sync_ms, version, pending";
+
+/// The statement of `Storage::device_by_token`, with the backend's first parameter
+/// (`?1`, `$1`), and where the worker's columns start in its rows: the device's columns,
+/// then its worker's.
+pub(crate) fn device_by_token_sql(parameter: &str) -> (String, usize) {
+    let qualified = |table: &str, columns: &str| {
+        columns.split(", ").map(|column| format!("{table}.{column}")).collect::<Vec<_>>().join(", ")
+    };
+    let sql = format!(
+        "SELECT {}, {} FROM devices d JOIN workers w ON w.person = d.person WHERE d.token_hash = {parameter}",
+        qualified("d", DEVICE_COLUMNS),
+        qualified("w", WORKER_COLUMNS)
+    );
+    (sql, DEVICE_COLUMNS.split(", ").count())
 }

@@ -306,8 +306,6 @@ fn migrate(client: &mut pg::Client) -> Result<()> {
     Ok(())
 }
 
-const WORKER_COLUMNS: &str = "person, role, department, grids, name, phone";
-
 fn worker_row(row: &Row) -> Result<(Worker, WorkerContact)> {
     worker_row_at(row, 0)
 }
@@ -323,9 +321,6 @@ fn worker_row_at(row: &Row, first: usize) -> Result<(Worker, WorkerContact)> {
     };
     Ok((worker, WorkerContact { name: row.try_get(first + 4)?, phone: row.try_get(first + 5)? }))
 }
-
-const DEVICE_COLUMNS: &str =
-    "id, person, actor, revoked, token_expires_ms, last_seen_ms, last_sync_ms, version, pending";
 
 fn device_row(row: &Row) -> Result<Device> {
     Ok(Device {
@@ -562,16 +557,10 @@ impl Storage for PostgresStorage {
     }
 
     fn device_by_token(&self, token_hash: &str) -> Result<Option<(Device, Worker)>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {}, {} FROM devices d JOIN workers w ON w.person = d.person WHERE d.token_hash = $1",
-                qualified("d", DEVICE_COLUMNS),
-                qualified("w", WORKER_COLUMNS)
-            )
-        });
-        let columns = DEVICE_COLUMNS.split(", ").count();
-        let found = self.client()?.query_opt(&SQL, &[&token_hash])?;
-        found.map(|row| Ok((device_row(&row)?, worker_row_at(&row, columns)?.0))).transpose()
+        static SQL: LazyLock<(String, usize)> = LazyLock::new(|| device_by_token_sql("$1"));
+        let (sql, columns) = &*SQL;
+        let found = self.client()?.query_opt(sql, &[&token_hash])?;
+        found.map(|row| Ok((device_row(&row)?, worker_row_at(&row, *columns)?.0))).transpose()
     }
 
     fn revoke_device(&self, device_id: &str) -> Result<bool> {

@@ -217,8 +217,6 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 const DOCUMENT_VERSION: &str =
     "SELECT coalesce((SELECT max(seq) FROM changes WHERE doc_id = ?1), 0) FROM documents WHERE doc_id = ?1";
 
-const WORKER_COLUMNS: &str = "person, role, department, grids, name, phone";
-
 fn worker_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Worker, WorkerContact)> {
     worker_row_at(row, 0)
 }
@@ -492,15 +490,9 @@ impl Storage for SqliteStorage {
     }
 
     fn device_by_token(&self, token_hash: &str) -> Result<Option<(Device, Worker)>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {}, {} FROM devices d JOIN workers w ON w.person = d.person WHERE d.token_hash = ?1",
-                qualified("d", DEVICE_COLUMNS),
-                qualified("w", WORKER_COLUMNS)
-            )
-        });
-        let columns = DEVICE_COLUMNS.split(", ").count();
-        self.read_row(&SQL, [token_hash], |row| Ok((device_row(row)?, worker_row_at(row, columns)?.0)))
+        static SQL: LazyLock<(String, usize)> = LazyLock::new(|| device_by_token_sql("?1"));
+        let (sql, columns) = &*SQL;
+        self.read_row(sql, [token_hash], |row| Ok((device_row(row)?, worker_row_at(row, *columns)?.0)))
     }
 
     fn changes_after(&self, after_seq: i64, limit: usize) -> Result<Vec<LogEntry>> {
@@ -831,9 +823,6 @@ fn log_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
         received_ms: row.get(5)?,
     })
 }
-
-const DEVICE_COLUMNS: &str =
-    "id, person, actor, revoked, token_expires_ms, last_seen_ms, last_sync_ms, version, pending";
 
 fn device_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     Ok(Device {
