@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, Change, ObjId, ObjType, ROOT, ReadDoc, Value};
+use automerge::{ActorId, AutoCommit, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, Value};
 use chacha20::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use wangge_core::incident::catalog::Catalog;
@@ -676,14 +676,29 @@ impl LightDevice {
             if pull.changes.is_empty() {
                 continue;
             }
-            if self.docs.contains_key(&pull.doc) {
+            if let Some(doc) = self.docs.get_mut(&pull.doc) {
                 let changes = pull
                     .changes
                     .into_iter()
                     .map(|bytes| Change::from_bytes(bytes.into_vec()))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|error| format!("{}: a change does not decode: {error}", pull.doc))?;
-                self.unapplied.entry(pull.doc.clone()).or_default().extend(changes);
+                // Checked now though applied later: each change's dependencies are in the
+                // document or came before it (the server sends a document's changes in
+                // causal order, whatever the paging).
+                let pending = self.unapplied.entry(pull.doc.clone()).or_default();
+                let mut known: HashSet<ChangeHash> = pending.iter().map(Change::hash).collect();
+                for change in &changes {
+                    if change
+                        .deps()
+                        .iter()
+                        .any(|dep| !known.contains(dep) && doc.get_change_meta_by_hash(dep).is_none())
+                    {
+                        return Err(format!("{}: changes arrived before their dependencies", pull.doc));
+                    }
+                    known.insert(change.hash());
+                }
+                pending.extend(changes);
                 if pull.doc.starts_with("incident/") {
                     self.catch_up(&pull.doc)?;
                     touched.insert(pull.doc.clone());
@@ -719,10 +734,11 @@ impl LightDevice {
         Ok(())
     }
 
-    /// Applies every pulled change not applied yet (before the run's checks).
-    pub fn catch_up_all(&mut self) -> Result<(), String> {
+    /// Applies every pulled change not applied yet (before the run's checks); the problems
+    /// of every document that failed.
+    pub fn catch_up_all(&mut self) -> Vec<String> {
         let docs: Vec<String> = self.unapplied.keys().cloned().collect();
-        docs.iter().try_for_each(|doc| self.catch_up(doc))
+        docs.iter().filter_map(|doc| self.catch_up(doc).err()).collect()
     }
 
     /// The incidents this device has held, with their timelines' marks: (applied, not

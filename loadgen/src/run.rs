@@ -220,8 +220,8 @@ pub async fn final_syncs(
         let pending = match &mut *sim {
             Sim::Light(device) => {
                 // What it pulled and did not need yet: applied now, dependencies checked.
-                if let Err(problem) = device.catch_up_all() {
-                    recorder.problem(problem);
+                for problem in device.catch_up_all() {
+                    recorder.problem(format!("{}: {problem}", device.person));
                 }
                 device.n_pending() as u64
             }
