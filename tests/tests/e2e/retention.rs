@@ -5,10 +5,10 @@ use wangge_core::blobs::{BlobHash, BlobStore};
 use wangge_core::incident::roles::{CenterLevel, DepartmentCode, Role};
 use wangge_core::incident::{ActionKind, Actor, Mark, Phase, Verdict};
 use wangge_core::model::{GridCode, IncidentId};
-use wangge_core::{Error, IncidentFilter, NewIncident};
+use wangge_core::{Error, IncidentFilter};
 use wangge_server::service::{AuditFilter, DEFAULT_INCIDENT_RETENTION_MS};
 use wangge_server::storage::Storage;
-use wangge_tests::{TestDevice, TestServer};
+use wangge_tests::{TestDevice, TestServer, report_naming};
 
 fn now() -> chrono::DateTime<chrono::FixedOffset> {
     chrono::Utc::now().with_timezone(&wangge_core::calendar::CHINA_TIME)
@@ -30,25 +30,7 @@ impl Loop<'_> {
         let police = DepartmentCode::parse("public_security").unwrap();
         let handler = Actor { person: "h1".into(), role: Role::DepartmentHandler, department: Some(police.clone()) };
         let item = self.worker.store.catalog().items().find(|item| item.admitted).unwrap().code.clone();
-        let id = self
-            .worker
-            .store
-            .report_incident(
-                NewIncident {
-                    grid: grid.clone(),
-                    catalog_item: item,
-                    title: "占道经营".into(),
-                    description: "早市摊位占用人行道".into(),
-                    location: None,
-                    residents: vec![],
-                    households: vec![],
-                    organizations: vec![],
-                    photos: vec![photo.to_string()],
-                    reported_by_resident: None,
-                },
-                me.clone(),
-            )
-            .unwrap();
+        let id = self.worker.store.report_incident(report_naming(grid, &item, photo), me.clone()).unwrap();
         self.worker.sync().await;
         self.center.sync().await;
         let dispatch = ActionKind::Dispatch { lead: police, co_handlers: vec![] };
